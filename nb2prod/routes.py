@@ -1,0 +1,177 @@
+"""Jupyter server routes under ``/nb2prod/``: thin skins over ``check`` and ``build``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from nb2prod.errors import Nb2ProdError
+from nb2prod.jobs import JobRegistry
+
+AUTH_RESOURCE = "nb2prod"
+
+
+class RouteError(Nb2ProdError):
+    """A request the routes refuse before calling the library (bad body, bad path)."""
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class _Handler(APIHandler):
+    """Shared body parsing, path checks and the one error-to-JSON mapping."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def root(self) -> Path:
+        return Path(self.settings["server_root_dir"]).expanduser().resolve()
+
+    @property
+    def registry(self) -> JobRegistry:
+        return self.settings["nb2prod_jobs"]
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise RouteError("The request body is not JSON.") from None
+        if not isinstance(data, dict):
+            raise RouteError("The request body must be a JSON object.")
+        return data
+
+    def notebook_path(self, data: dict[str, Any]) -> tuple[Path, str]:
+        """The notebook ``data['path']`` names, resolved inside the server root.
+
+        Nothing is read before the path is known to be a notebook inside the root.
+        """
+        raw = data.get("path")
+        if not isinstance(raw, str) or not raw.strip():
+            raise RouteError('The request needs "path", the notebook path relative to the root.')
+        root = self.root
+        path = Path(root, raw.lstrip("/")).resolve()
+        if not path.is_relative_to(root):
+            raise RouteError(f"{raw} is outside the Jupyter server root.", http_status=403)
+        rel = path.relative_to(root).as_posix()
+        if path.suffix != ".ipynb":
+            raise RouteError(f"{raw} is not a notebook (.ipynb).")
+        allow_hidden = getattr(self.contents_manager, "allow_hidden", False)
+        if not allow_hidden and any(part.startswith(".") for part in Path(rel).parts):
+            raise RouteError(f"{raw} is a hidden file.", http_status=403)
+        if not path.is_file():
+            raise RouteError(f"No notebook at {rel}.", http_status=404)
+        return path, rel
+
+    def relative(self, value: Any) -> Any:
+        """A path inside the root as root-relative (for links), anything else unchanged."""
+        if not isinstance(value, str) or not value:
+            return value
+        path = Path(value)
+        if path.is_absolute() and path.resolve().is_relative_to(self.root):
+            return path.resolve().relative_to(self.root).as_posix()
+        return value
+
+    def job_json(self, job: Any, since: int = 0) -> dict[str, Any]:
+        data = job.to_dict(since)
+        if data["result"]:
+            result = dict(data["result"])
+            for key in ("bento_path", "build_dir", "service_py", "monitoring_report"):
+                result[key] = self.relative(result.get(key))
+            data["result"] = result
+        return data
+
+    def fail(self, exc: Nb2ProdError) -> None:
+        self.set_status(exc.http_status)
+        self.finish(json.dumps(exc.to_dict()))
+
+
+class CheckHandler(_Handler):
+    """``POST /nb2prod/check {"path"}``: the findings ``nb2prod check --json`` prints."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            path, rel = self.notebook_path(self.body())
+            report = await asyncio.to_thread(_check, path)
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        data = report.to_dict()
+        data["path"] = rel
+        self.finish(json.dumps(data))
+
+
+class BuildHandler(_Handler):
+    """``POST /nb2prod/build {"path", "params"}``: start a build job, answer its id."""
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self) -> None:
+        try:
+            data = self.body()
+            path, rel = self.notebook_path(data)
+            params = data.get("params") or {}
+            if not isinstance(params, dict):
+                raise RouteError('"params" must be an object of parameter names to values.')
+            job = self.registry.submit(path, rel, params, out_dir=self.root / "bentos")
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        self.set_status(202)
+        self.finish(json.dumps({"id": job.id, "job": self.job_json(job)}))
+
+
+class JobsHandler(_Handler):
+    """``GET /nb2prod/jobs``: recent jobs, newest first (``?path=`` for one notebook)."""
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        wanted = self.get_query_argument("path", None)
+        jobs = [j for j in self.registry.jobs() if wanted is None or j.notebook == wanted]
+        self.finish(json.dumps({"jobs": [self.job_json(j, len(j.log)) for j in jobs]}))
+
+
+class JobHandler(_Handler):
+    """``GET /nb2prod/jobs/<id>[?since=n]``: a job's state, stage and log so far."""
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, job_id: str) -> None:
+        job = self.registry.get(job_id)
+        if job is None:
+            return self.fail(RouteError(f"No build job {job_id}.", http_status=404))
+        try:
+            since = max(0, int(self.get_query_argument("since", "0")))
+        except ValueError:
+            return self.fail(RouteError('"since" must be a whole number.'))
+        self.finish(json.dumps(self.job_json(job, since)))
+
+
+ROUTES = [
+    ("check", CheckHandler),
+    ("build", BuildHandler),
+    ("jobs", JobsHandler),
+    (r"jobs/(?P<job_id>[0-9a-f]+)", JobHandler),
+]
+
+
+def _check(path: Path) -> Any:
+    from nb2prod import check
+
+    return check(path)
+
+
+def setup_handlers(web_app: Any) -> None:
+    """Register the routes under ``<base_url>/nb2prod/`` on the server's web app."""
+    web_app.settings.setdefault("nb2prod_jobs", JobRegistry())
+    base_url = web_app.settings["base_url"]
+    handlers = [(url_path_join(base_url, "nb2prod", pattern), cls) for pattern, cls in ROUTES]
+    web_app.add_handlers(".*$", handlers)

@@ -1,0 +1,320 @@
+/**
+ * The "nb2prod" side panel: pipeline, live check findings, settings and Build.
+ */
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { fill, h } from './dom';
+import { ICheckReport, IFinding, IJob, post, requestAPI } from './request';
+import { ROLES, roleOf } from './roles';
+import { SettingsForm } from './settings';
+
+const STAGES: [string, string][] = [
+  ['check', 'check'],
+  ['train', 'train'],
+  ['lift', 'lift'],
+  ['test', 'property tests'],
+  ['bento', 'bento']
+];
+const POLL_MS = 1000;
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+/** The side panel, following whichever notebook is current. */
+export class Nb2prodPanel extends Widget {
+  constructor(
+    private readonly commands: CommandRegistry,
+    private readonly checkDelay = 800
+  ) {
+    super();
+    this.id = 'nb2prod-panel';
+    this.addClass('jp-nb2prod-panel');
+    this.title.caption = 'nb2prod';
+    this.node.append(
+      h('h2', {}, 'nb2prod'),
+      this._notice,
+      this._title,
+      h('h3', {}, 'Pipeline'),
+      this._pipeline,
+      h('h3', {}, 'Problems'),
+      this._findings,
+      h('h3', {}, 'Settings'),
+      this._form.node,
+      h('h3', {}, 'Build'),
+      this._params,
+      this._buildButton,
+      this._stages,
+      this._log,
+      this._result
+    );
+    this._params.placeholder = 'parameters for this build: name = value, one a line';
+    this._params.rows = 2;
+    this._buildButton.addEventListener('click', () => void this.build());
+    this._form.changed = () => this.refreshSoon();
+  }
+
+  /** The notebook the panel shows. */
+  get notebook(): NotebookPanel | null {
+    return this._panel;
+  }
+
+  set notebook(panel: NotebookPanel | null) {
+    if (panel === this._panel) {
+      return;
+    }
+    this._panel?.model?.contentChanged.disconnect(this.refreshSoon, this);
+    this._panel = panel;
+    this._report = null;
+    this._form.model = panel?.model ?? null;
+    panel?.model?.contentChanged.connect(this.refreshSoon, this);
+    fill(this._title, panel ? panel.context.path : 'Open a notebook to see its pipeline.');
+    this._buildButton.disabled = !panel || this._building;
+    this.render();
+    if (panel) {
+      void panel.context.ready.then(() => this.check());
+    }
+  }
+
+  /** Re-render now and re-check a little later, once typing pauses. */
+  refreshSoon(): void {
+    this.render();
+    window.clearTimeout(this._timer);
+    this._timer = window.setTimeout(() => void this.check(), this.checkDelay);
+  }
+
+  /** Run `check` on the notebook as it is in the editor (saved or not). */
+  async check(): Promise<void> {
+    const panel = this._panel;
+    if (!panel?.model) {
+      return;
+    }
+    try {
+      const report = await post<ICheckReport>('check', {
+        path: panel.context.path,
+        content: panel.model.toJSON()
+      });
+      if (panel === this._panel) {
+        this._report = report;
+        this.notice('');
+        this.render();
+      }
+    } catch (error) {
+      this.notice(String((error as Error).message ?? error));
+    }
+  }
+
+  /** Save the notebook, start a build and follow it to its end. */
+  async build(): Promise<void> {
+    const panel = this._panel;
+    if (!panel || this._building) {
+      return;
+    }
+    this._building = true;
+    this._buildButton.disabled = true;
+    fill(this._result);
+    fill(this._log);
+    this.renderStages(null);
+    try {
+      await panel.context.save();
+      const started = await post<{ id: string }>('build', {
+        path: panel.context.path,
+        params: this.params()
+      });
+      await this.follow(started.id);
+    } catch (error) {
+      fill(this._result, h('div', { class: 'jp-nb2prod-build-error' }, String((error as Error).message)));
+    } finally {
+      this._building = false;
+      this._buildButton.disabled = !this._panel;
+    }
+  }
+
+  private async follow(id: string): Promise<void> {
+    let since = 0;
+    for (;;) {
+      const job = await requestAPI<IJob>(`jobs/${id}?since=${since}`);
+      since = job.log_length;
+      this._log.append(...job.log.map(line => line + '\n'));
+      this._log.scrollTop = this._log.scrollHeight;
+      this.renderStages(job);
+      if (job.state === 'succeeded' || job.state === 'failed') {
+        this.renderResult(job);
+        return;
+      }
+      await sleep(POLL_MS);
+    }
+  }
+
+  private params(): Record<string, string> {
+    const params: Record<string, string> = {};
+    for (const line of this._params.value.split('\n')) {
+      const match = /^\s*([A-Za-z_]\w*)\s*[=\s]\s*(.*?)\s*$/.exec(line);
+      if (match) {
+        params[match[1]] = match[2];
+      }
+    }
+    return params;
+  }
+
+  private notice(message: string): void {
+    fill(this._notice, message);
+    this._notice.hidden = !message;
+  }
+
+  private render(): void {
+    this.renderPipeline();
+    this.renderFindings();
+  }
+
+  private renderPipeline(): void {
+    const notebook = this._panel?.content;
+    if (!notebook?.model) {
+      fill(this._pipeline);
+      return;
+    }
+    const byRole = new Map<string, number[]>(ROLES.map(role => [role, []]));
+    notebook.widgets.forEach((cell, index) => {
+      const role = roleOf(cell.model);
+      if (role) {
+        byRole.get(role)!.push(index);
+      }
+    });
+    fill(
+      this._pipeline,
+      ...ROLES.map(role => {
+        const cells = byRole.get(role)!;
+        const links = cells.map(index => this.cellLink(index, null, `cell ${index}`));
+        return h(
+          'li',
+          { class: `jp-nb2prod-stage jp-nb2prod-role-${role}`, 'data-role': role },
+          h('span', { class: 'jp-nb2prod-chip' }, role),
+          ...(links.length ? links : [h('span', { class: 'jp-nb2prod-none' }, 'no cell')])
+        );
+      })
+    );
+  }
+
+  private renderFindings(): void {
+    const report = this._report;
+    if (!report) {
+      fill(this._findings, h('li', { class: 'jp-nb2prod-none' }, 'Checking…'));
+      return;
+    }
+    const { error, warning } = report.counts;
+    const summary = h(
+      'li',
+      { class: 'jp-nb2prod-summary' },
+      report.findings.length
+        ? `${error} error(s), ${warning} warning(s)`
+        : 'No problems: the notebook is ready to build.'
+    );
+    fill(this._findings, summary, ...report.findings.map(f => this.findingItem(f)));
+  }
+
+  private findingItem(finding: IFinding): HTMLElement {
+    const where =
+      finding.cell_index === null
+        ? null
+        : this.cellLink(finding.cell_index, finding.cell_id, `cell ${finding.cell_index}`);
+    const item = h(
+      'li',
+      { class: `jp-nb2prod-finding jp-nb2prod-${finding.severity}`, title: finding.code },
+      h('span', { class: 'jp-nb2prod-severity' }, finding.severity),
+      ' ',
+      where,
+      where ? ' ' : null,
+      finding.message
+    );
+    if (finding.cell_index !== null) {
+      item.addEventListener('click', () => this.goTo(finding.cell_index!, finding.cell_id));
+    }
+    return item;
+  }
+
+  private cellLink(index: number, id: string | null, text: string): HTMLElement {
+    const link = h('a', { class: 'jp-nb2prod-cell-link', href: '#', 'data-cell-index': String(index) }, text);
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      event.stopPropagation();
+      this.goTo(index, id);
+    });
+    return link;
+  }
+
+  /** Activate and scroll to a cell, by id when it still exists (cells may have moved). */
+  private goTo(index: number, id: string | null): void {
+    const notebook = this._panel?.content;
+    if (!notebook) {
+      return;
+    }
+    const byId = id ? notebook.widgets.findIndex(cell => cell.model.id === id) : -1;
+    const target = byId >= 0 ? byId : index;
+    if (target < 0 || target >= notebook.widgets.length) {
+      return;
+    }
+    notebook.activeCellIndex = target;
+    void notebook.scrollToItem(target);
+    this._panel!.content.activate();
+  }
+
+  private renderStages(job: IJob | null): void {
+    fill(
+      this._stages,
+      ...STAGES.map(([stage, label]) => {
+        const state = job?.stages[stage] ?? 'pending';
+        return h('li', { class: `jp-nb2prod-step jp-mod-${state}`, 'data-stage': stage }, label);
+      })
+    );
+  }
+
+  private renderResult(job: IJob): void {
+    if (job.state === 'failed' || !job.result) {
+      fill(this._result, h('div', { class: 'jp-nb2prod-build-error' }, job.error?.message ?? 'The build failed.'));
+      return;
+    }
+    const result = job.result;
+    const metrics = Object.entries(result.metrics).map(([name, value]) =>
+      h('tr', {}, h('td', {}, name), h('td', {}, Number(value).toFixed(4)))
+    );
+    fill(
+      this._result,
+      h('div', { class: 'jp-nb2prod-built' }, 'Built ', h('code', { class: 'jp-nb2prod-tag' }, result.tag)),
+      h('table', { class: 'jp-nb2prod-metrics' }, ...metrics),
+      h('div', {}, this.fileLink('service.py', result.service_py)),
+      result.monitoring_report ? h('div', {}, this.fileLink('monitoring report', result.monitoring_report)) : null,
+      h('div', {}, 'Serve it: ', h('code', {}, result.serve_command))
+    );
+  }
+
+  private fileLink(label: string, path: string): HTMLElement {
+    if (path.startsWith('/')) {
+      return h('span', {}, `${label}: `, h('code', {}, path));
+    }
+    const link = h('a', { class: 'jp-nb2prod-file-link', href: '#', title: path }, label);
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      void this.commands.execute('docmanager:open', { path });
+    });
+    return link;
+  }
+
+  private _panel: NotebookPanel | null = null;
+  private _report: ICheckReport | null = null;
+  private _timer = 0;
+  private _building = false;
+  private readonly _form = new SettingsForm();
+  private readonly _notice = h('div', { class: 'jp-nb2prod-notice', hidden: '' });
+  private readonly _title = h('div', { class: 'jp-nb2prod-notebook' });
+  private readonly _pipeline = h('ol', { class: 'jp-nb2prod-pipeline' });
+  private readonly _findings = h('ul', { class: 'jp-nb2prod-findings' });
+  private readonly _params = h('textarea', { class: 'jp-nb2prod-params jp-mod-styled' });
+  private readonly _buildButton = h(
+    'button',
+    { class: 'jp-nb2prod-build jp-mod-styled jp-mod-accept jp-Button' },
+    'Build'
+  );
+  private readonly _stages = h('ol', { class: 'jp-nb2prod-steps' });
+  private readonly _log = h('pre', { class: 'jp-nb2prod-log' });
+  private readonly _result = h('div', { class: 'jp-nb2prod-result' });
+}

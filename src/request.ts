@@ -1,0 +1,110 @@
+/**
+ * The one place that calls the nb2prod server extension.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** What to do when the server extension is missing or disabled. */
+export const SERVER_FIX =
+  'The nb2prod server extension is not enabled: run `pip install nb2prod` ' +
+  '(or `jupyter server extension enable nb2prod`) and restart JupyterLab.';
+
+/** An error from the server, with its JSON body when it sent one. */
+export class RequestError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly body: Record<string, unknown> = {}
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Call `/nb2prod/<endPoint>` and parse its JSON answer.
+ *
+ * A 404 on the routes themselves means the server extension is not there, and turns into
+ * an error that gives the fix.
+ */
+export async function requestAPI<T>(endPoint: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'nb2prod', endPoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new RequestError(`The Jupyter server cannot be reached: ${error}`, 0);
+  }
+  const text = await response.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? JSON.parse(text) : {};
+  } catch {
+    body = {};
+  }
+  if (response.status === 404 && !('error' in body)) {
+    throw new RequestError(SERVER_FIX, 404, body);
+  }
+  if (!response.ok) {
+    const message =
+      typeof body.message === 'string'
+        ? body.message
+        : `The nb2prod server extension failed (${response.status} ${response.statusText}); ` +
+          'the Jupyter server log says why.';
+    throw new RequestError(message, response.status, body);
+  }
+  return body as T;
+}
+
+/** POST a JSON body. */
+export function post<T>(endPoint: string, body: unknown): Promise<T> {
+  return requestAPI<T>(endPoint, { method: 'POST', body: JSON.stringify(body) });
+}
+
+/** One finding, as `nb2prod check --json` prints it. */
+export interface IFinding {
+  code: string;
+  severity: 'error' | 'warning' | 'info';
+  message: string;
+  cell_index: number | null;
+  cell_id: string | null;
+  line: number | null;
+  name: string | null;
+  role: string | null;
+}
+
+/** The answer of `POST /nb2prod/check`: the `nb2prod check --json` report. */
+export interface ICheckReport {
+  notebook: string;
+  ok: boolean;
+  counts: { error: number; warning: number; info: number };
+  findings: IFinding[];
+  pipeline: { role: string; cell_index: number; cell_id: string }[];
+  settings: Record<string, unknown>;
+}
+
+/** What a finished build gives (paths inside the server root are root-relative). */
+export interface IBuildResult {
+  tag: string;
+  version: string;
+  metrics: Record<string, number>;
+  bento_path: string;
+  build_dir: string;
+  service_py: string;
+  monitoring_report: string | null;
+  serve_command: string;
+}
+
+/** The answer of `GET /nb2prod/jobs/<id>`. */
+export interface IJob {
+  id: string;
+  notebook: string;
+  state: 'queued' | 'running' | 'succeeded' | 'failed';
+  stage: string | null;
+  stages: Record<string, 'pending' | 'running' | 'done' | 'failed'>;
+  log: string[];
+  log_offset: number;
+  log_length: number;
+  result: IBuildResult | null;
+  error: { error: string; message: string } | null;
+}
