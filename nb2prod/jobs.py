@@ -160,7 +160,7 @@ class JobRegistry:
         try:
             build = self._build
             if build is None:
-                from nb2prod import build
+                from nb2prod.build import build
             result = build(notebook, job.params or None, out_dir=out_dir, progress=job.progress)
             job.result = result.to_dict() if hasattr(result, "to_dict") else dict(result)
             job.log.append(f"Built {job.result.get('tag')}")

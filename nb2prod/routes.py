@@ -94,19 +94,27 @@ class _Handler(APIHandler):
 
 
 class CheckHandler(_Handler):
-    """``POST /nb2prod/check {"path"}``: the findings ``nb2prod check --json`` prints."""
+    """``POST /nb2prod/check {"path", "content"?}``: what ``nb2prod check --json`` prints.
+
+    With ``content`` (the notebook JSON as the editor holds it, saved or not) that is
+    checked instead of the file, so the panel's findings follow the user's edits.
+    """
 
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
         try:
-            path, rel = self.notebook_path(self.body())
-            report = await asyncio.to_thread(_check, path)
+            data = self.body()
+            path, rel = self.notebook_path(data)
+            content = data.get("content")
+            if content is not None and not isinstance(content, dict):
+                raise RouteError('"content" must be the notebook as a JSON object.')
+            report = await asyncio.to_thread(_check, path, content)
         except Nb2ProdError as exc:
             return self.fail(exc)
-        data = report.to_dict()
-        data["path"] = rel
-        self.finish(json.dumps(data))
+        answer = report.to_dict()
+        answer["notebook"] = rel
+        self.finish(json.dumps(answer))
 
 
 class BuildHandler(_Handler):
@@ -118,10 +126,9 @@ class BuildHandler(_Handler):
         try:
             data = self.body()
             path, rel = self.notebook_path(data)
-            params = data.get("params") or {}
-            if not isinstance(params, dict):
-                raise RouteError('"params" must be an object of parameter names to values.')
-            job = self.registry.submit(path, rel, params, out_dir=self.root / "bentos")
+            job = self.registry.submit(
+                path, rel, _params(data.get("params")), out_dir=self.root / "bentos"
+            )
         except Nb2ProdError as exc:
             return self.fail(exc)
         self.set_status(202)
@@ -163,10 +170,27 @@ ROUTES = [
 ]
 
 
-def _check(path: Path) -> Any:
+def _params(raw: Any) -> dict[str, Any]:
+    """Parameter values; strings are read as ``-p NAME VALUE`` reads them (YAML scalars)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RouteError('"params" must be an object of parameter names to values.')
+    from nb2prod.training import parse_params
+
+    texts = [(str(k), v) for k, v in raw.items() if isinstance(v, str)]
+    return {**{str(k): v for k, v in raw.items()}, **parse_params(texts, None)}
+
+
+def _check(path: Path, content: dict[str, Any] | None) -> Any:
     from nb2prod import check
 
-    return check(path)
+    if content is None:
+        return check(path)
+    from nb2prod.analysis import analyze
+    from nb2prod.notebook import parse
+
+    return analyze(parse(json.dumps(content), path))
 
 
 def setup_handlers(web_app: Any) -> None:

@@ -1,0 +1,42 @@
+"""nb2prod: tag a notebook's cells, get a validated, tested, monitored BentoML service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["build", "check", "train", "Nb2ProdError", "__version__"]
+
+from nb2prod.errors import Nb2ProdError
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import nb2prod` (CLI start-up, Jupyter server start-up) stays cheap.
+    if name == "check":
+        from nb2prod.analysis import check
+
+        return check
+    if name == "train":
+        from nb2prod.training import train
+
+        return train
+    if name == "build":
+        from nb2prod.build import build
+
+        return build
+    raise AttributeError(name)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "nb2prod"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "nb2prod"}]
+
+
+def _load_jupyter_server_extension(server_app: Any) -> None:
+    from nb2prod.routes import setup_handlers
+
+    setup_handlers(server_app.web_app)
+    server_app.log.info("nb2prod server extension loaded")

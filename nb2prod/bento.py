@@ -1,0 +1,93 @@
+"""The BentoML side: save the model to the store, build the bento, export it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from nb2prod.errors import BentoError
+
+log = logging.getLogger(__name__)
+
+
+def _quiet_bentoml() -> None:
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+
+def exists(kind: str, tag: str) -> bool:
+    """Whether ``tag`` is in the local model (``kind="model"``) or bento store."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    getter = bentoml.models.get if kind == "model" else bentoml.get
+    try:
+        getter(tag)
+    except NotFound:
+        return False
+    return True
+
+
+def save_model(tag: str, model_file: Path, labels: dict[str, str], metadata: dict[str, Any]) -> bool:
+    """Save the pickled model under ``tag``; return False when it was already there."""
+    _quiet_bentoml()
+    import bentoml
+
+    if exists("model", tag):
+        log.info("model %s already in the store", tag)
+        return False
+    with open(model_file, "rb") as fh:
+        model = pickle.load(fh)
+    module = type(model).__module__
+    try:
+        with bentoml.models.create(tag, labels=labels, metadata=metadata, module=module) as ref:
+            with open(ref.path_of("model.pkl"), "wb") as fh:
+                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise BentoError(f"Could not save model {tag} to the BentoML store: {exc}.") from exc
+    log.info("saved model %s", tag)
+    return True
+
+
+def build(src: Path, version: str) -> str:
+    """``bentoml build`` the generated ``src`` directory at ``version``; return the tag."""
+    _quiet_bentoml()
+    import bentoml
+
+    try:
+        bento = bentoml.bentos.build_bentofile(
+            str(src / "bentofile.yaml"), build_ctx=str(src), version=version
+        )
+    except Exception as exc:
+        raise BentoError(f"bentoml build failed for {src}: {exc}.") from exc
+    log.info("built bento %s", bento.tag)
+    return str(bento.tag)
+
+
+def export(tag: str, target: Path) -> Path:
+    """Export bento ``tag`` to the ``.bento`` file ``target`` (written whole, then moved)."""
+    import bentoml
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        bentoml.bentos.export_bento(tag, str(partial.resolve()), output_format="bento")
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        raise BentoError(f"Could not export bento {tag} to {target}: {exc}.") from exc
+    written = partial if partial.exists() else Path(f"{partial.resolve()}.bento")
+    os.replace(written, target)
+    return target
+
+
+def delete(kind: str, tag: str) -> None:
+    """Remove ``tag`` from the store; used to undo a failed build. Never raises."""
+    import bentoml
+
+    try:
+        (bentoml.models.delete if kind == "model" else bentoml.delete)(tag)
+        log.info("removed %s %s after a failed build", kind, tag)
+    except Exception:  # undo is best effort, the original error matters more
+        log.warning("could not remove %s %s", kind, tag, exc_info=True)

@@ -1,0 +1,174 @@
+"""The ``nb2prod`` command line: flags in, one library call, errors out as one sentence."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from typer.core import TyperCommand
+
+from nb2prod import __version__
+from nb2prod.errors import Nb2ProdError
+
+app = typer.Typer(
+    name="nb2prod",
+    help="Turn a tagged Jupyter notebook into a validated, tested, monitored BentoML service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_state = {"verbose": False}
+
+NotebookArg = Annotated[
+    Path, typer.Argument(help="The tagged notebook (.ipynb).", show_default=False)
+]
+ParamOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer reads the Optional
+    typer.Option("--param", "-p", metavar="NAME VALUE", help="Set a notebook parameter."),
+]
+
+
+class _ParamsCommand(TyperCommand):
+    """Gives ``-p`` papermill's two-value form, ``-p NAME VALUE``, repeatable.
+
+    Typer has no list-of-pairs option, so click parses the pairs and each reaches the
+    command as one JSON-encoded ``[name, value]`` string.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name == "param":
+                param.nargs = 2
+                param.type = click.Tuple([str, str])
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        pairs = ctx.params.get("param") or ()
+        ctx.params["param"] = [json.dumps(list(pair)) for pair in pairs] or None
+        return rest
+
+
+def _pairs(raw: list[str] | None) -> list[tuple[str, str]]:
+    return [tuple(json.loads(item)) for item in raw or []]
+ParamsFileOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--params", help="YAML or JSON file of parameter values.", show_default=False),
+]
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _run(call: Callable[[], Any]) -> Any:
+    """Run one library call; turn an ``Nb2ProdError`` into a sentence on stderr and its exit code."""
+    try:
+        return call()
+    except Nb2ProdError as exc:
+        if _state["verbose"]:
+            logging.getLogger("nb2prod").exception("failed")
+        report = exc.fields.get("report")
+        if report:
+            sys.stderr.write(str(report).rstrip() + "\n")
+        _console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nb2prod {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log each step; show tracebacks.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """nb2prod: notebook in, production service out."""
+    _state["verbose"] = verbose
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=_console(stderr=True), show_path=False)],
+    )
+    logging.getLogger("nb2prod").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@app.command()
+def check(
+    notebook: NotebookArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
+) -> None:
+    """Check a notebook statically (no kernel): roles, names, entry point, magics."""
+    from nb2prod.analysis import check as run_check
+
+    report = _run(lambda: run_check(notebook))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        from nb2prod.report import print_findings
+
+        print_findings(_console(), report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command(cls=_ParamsCommand)
+def train(
+    notebook: NotebookArg,
+    param: ParamOpt = None,
+    params: ParamsFileOpt = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Directory for the executed notebook and model."),
+    ] = None,
+) -> None:
+    """Train the notebook with papermill (skip cells removed) and keep what it made."""
+    from nb2prod.training import parse_params
+    from nb2prod.training import train as run_train
+
+    result = _run(lambda: run_train(notebook, parse_params(_pairs(param), params), out_dir=out))
+    console = _console()
+    console.print(f"trained: executed notebook at [bold]{result.executed}[/]")
+    for name, value in result.metrics.items():
+        console.print(f"  {name} = {value:.4g}")
+
+
+@app.command(cls=_ParamsCommand)
+def build(
+    notebook: NotebookArg,
+    param: ParamOpt = None,
+    params: ParamsFileOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where .bento files and build directories go.")
+    ] = Path("bentos"),
+) -> None:
+    """Check, train, lift, test and package the notebook as a BentoML bento."""
+    from nb2prod.build import build as run_build
+    from nb2prod.report import build_progress, print_build
+    from nb2prod.training import parse_params
+
+    values = _run(lambda: parse_params(_pairs(param), params))
+    with build_progress(_console(stderr=True)) as progress:
+        result = _run(lambda: run_build(notebook, values, out_dir=out, progress=progress))
+    print_build(_console(), result)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,75 @@
+"""The one error hierarchy: every failure a user can cause is an ``Nb2ProdError``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Nb2ProdError(Exception):
+    """Base class. ``str()`` is one sentence for a person; fields carry the data."""
+
+    exit_code = 1
+    http_status = 400
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = {k: v for k, v in fields.items() if v is not None}
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form used by ``--json`` output and the server routes."""
+        return {"error": type(self).__name__, "message": self.message, **self.fields}
+
+
+class NotebookError(Nb2ProdError):
+    """The notebook cannot be read, or its settings are malformed."""
+
+
+class CheckFailed(Nb2ProdError):
+    """Static checks found errors; ``findings`` holds them all."""
+
+    def __init__(self, message: str, findings: list[Any]) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "findings": [f.to_dict() for f in self.findings]}
+
+
+class ParameterError(Nb2ProdError):
+    """A parameter is unknown or its value cannot be parsed."""
+
+
+class TrainingError(Nb2ProdError):
+    """The papermill training run failed in a cell."""
+
+
+class GateFailed(Nb2ProdError):
+    """A metric gate from the notebook settings did not hold."""
+
+
+class PropertyFailed(Nb2ProdError):
+    """A generated property test failed; the report is in ``fields['report']``."""
+
+
+class CodegenError(Nb2ProdError):
+    """Generated code did not format or compile (a bug in nb2prod or the notebook)."""
+
+
+class BentoError(Nb2ProdError):
+    """Saving the model, building or exporting the bento failed."""
+
+
+class MonitorError(Nb2ProdError):
+    """Monitoring input is bad (missing file, wrong format, schema violations)."""
+
+    exit_code = 2
+
+
+class BuildInProgress(Nb2ProdError):
+    """A build of the same notebook is already running."""
+
+    http_status = 409

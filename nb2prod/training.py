@@ -1,0 +1,237 @@
+"""Run the notebook with papermill: skip cells removed, parameters applied, results exported."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nb2prod.analysis import CheckReport, analyze
+from nb2prod.codegen import render
+from nb2prod.errors import ParameterError, TrainingError
+from nb2prod.notebook import Notebook, read
+
+log = logging.getLogger(__name__)
+EXPORT_TAG = "nb2prod-export"
+EXECUTED = "executed.ipynb"
+REFERENCE_ROWS = 5000  # raw training rows shipped with the bento; predictions cover all of them
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What the training run left in ``directory``."""
+
+    directory: Path
+    executed: Path
+    params: dict[str, Any]  # values of every parameter as the kernel saw them (repr strings)
+    metrics: dict[str, float]
+    reference_rows: int
+    has_proba: bool
+    model_module: str
+    classes: list
+
+    @property
+    def model_file(self) -> Path:
+        return self.directory / "model.pkl"
+
+    @property
+    def reference_file(self) -> Path:
+        return self.directory / "reference.parquet"
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.directory / "predictions.parquet"
+
+
+def parse_params(pairs: list[tuple[str, str]] | None, file: Path | None) -> dict[str, Any]:
+    """Turn ``-p NAME VALUE`` pairs and a YAML/JSON ``--params`` file into typed values.
+
+    Values are read as YAML scalars, so ``300`` is an int, ``0.5`` a float, ``true`` a bool.
+    """
+    import yaml
+
+    params: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ParameterError(f"Cannot read parameters file {file}: {exc}.") from exc
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"Parameters file {file} must hold a mapping of name to value.")
+        params.update(loaded)
+    for name, value in pairs or []:
+        try:
+            params[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            params[name] = value
+    return params
+
+
+def _check_params(report: CheckReport, params: dict[str, Any]) -> None:
+    known = report.plan.parameters
+    for name in params:
+        if name not in known:
+            nb = report.notebook.path.name
+            cells = report.notebook.with_role("parameters")
+            where = f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
+            offer = f"; known parameters: {', '.join(known)}" if known else ""
+            raise ParameterError(
+                f"{nb}: unknown parameter `{name}`, {where} does not set it{offer}.",
+                notebook=str(report.notebook.path),
+                name=name,
+            )
+
+
+def prepare(nb: Notebook, out_dir: Path, report: CheckReport) -> Any:
+    """The notebook papermill runs: skip cells out, ``#|`` parameters tagged, export cell in."""
+    import nbformat
+
+    node = nbformat.from_dict(copy.deepcopy(nb.node))
+    by_index = {c.index: c for c in nb.cells}
+    kept = []
+    for index, cell in enumerate(node.cells):
+        role_cell = by_index.get(index)
+        if role_cell and role_cell.role == "skip":
+            continue
+        cell.setdefault("metadata", {})
+        if role_cell:
+            # the executed notebook keeps the user's cell number, for error messages
+            cell.metadata["nb2prod_cell"] = role_cell.index
+        if role_cell and role_cell.role == "parameters":
+            tags = cell.metadata.setdefault("tags", [])
+            if "parameters" not in tags:
+                tags.append("parameters")
+        kept.append(cell)
+
+    settings = nb.settings
+    source = render(
+        "export_cell.py.jinja",
+        {
+            "out_dir": str(out_dir),
+            "model": settings.model,
+            "metrics": settings.metrics,
+            "reference": settings.reference,
+            "entrypoint": report.plan.entrypoint,
+            "input_columns": None,
+            "parameters": report.plan.parameters,
+            "reference_rows": REFERENCE_ROWS,
+            "notebook": nb.path.name,
+        },
+    )
+    export = nbformat.v4.new_code_cell(source, metadata={"tags": [EXPORT_TAG]})
+    node.cells = [*kept, export]
+    node.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3"})
+    node.metadata["kernelspec"].setdefault("language", "python")
+    return node
+
+
+def _failure(nb: Notebook, executed: Path, exc: Exception) -> TrainingError:
+    """Map papermill's failure back to the cell as the user's notebook numbers it."""
+    import nbformat
+
+    index = getattr(exc, "cell_index", None)
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc)).strip().splitlines()
+    evalue = evalue[0] if evalue else ""
+    cell = None
+    if index is not None and executed.exists():
+        ran = nbformat.read(executed, as_version=4).cells
+        if index < len(ran):
+            if EXPORT_TAG in ran[index].metadata.get("tags", []):
+                return TrainingError(
+                    f"{nb.path.name}: the training run finished but {evalue}",
+                    notebook=str(nb.path),
+                    executed=str(executed),
+                )
+            original = ran[index].metadata.get("nb2prod_cell")
+            cell = next((c for c in nb.cells if c.index == original), None)
+    where = cell.where if cell else "a cell"
+    return TrainingError(
+        f"{nb.path.name}: {where} raised {ename}: {evalue} (executed notebook: {executed}).",
+        notebook=str(nb.path),
+        cell_index=cell.index if cell else None,
+        cell_id=cell.id if cell else None,
+        ename=ename,
+        evalue=evalue,
+        executed=str(executed),
+    )
+
+
+def run(report: CheckReport, params: dict[str, Any], out_dir: Path) -> TrainingResult:
+    """Execute the checked notebook into ``out_dir`` and collect what it exported."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = report.notebook
+    _check_params(report, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepared = out_dir / "prepared.ipynb"
+    executed = out_dir / EXECUTED
+    import nbformat
+
+    nbformat.write(prepare(nb, out_dir, report), prepared)
+    log.info("training %s with papermill (parameters: %s)", nb.path.name, params or "defaults")
+    try:
+        pm.execute_notebook(
+            str(prepared),
+            str(executed),
+            parameters=params,
+            kernel_name="python3",
+            language="python",
+            cwd=str(nb.path.parent.resolve()),
+            execution_timeout=nb.settings.timeout,
+            progress_bar=False,
+            log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        raise _failure(nb, executed, exc) from exc
+    except Exception as exc:  # nbclient's CellTimeoutError, kernel death, ...
+        if type(exc).__name__ in ("CellTimeoutError", "TimeoutError"):
+            raise TrainingError(
+                f"{nb.path.name}: a cell ran longer than the {nb.settings.timeout} s timeout "
+                f"(set nb2prod.timeout in the notebook metadata; executed notebook: {executed}).",
+                notebook=str(nb.path),
+                executed=str(executed),
+            ) from exc
+        raise _failure(nb, executed, exc) from exc
+    finally:
+        prepared.unlink(missing_ok=True)
+    info = json.loads((out_dir / "export.json").read_text())
+    return TrainingResult(
+        directory=out_dir,
+        executed=executed,
+        params=info["params"],
+        metrics=info["metrics"],
+        reference_rows=info["reference_rows"],
+        has_proba=info["has_proba"],
+        model_module=info["model_module"],
+        classes=info["classes"],
+    )
+
+
+def train(
+    notebook: str | Path, params: dict[str, Any] | None = None, *, out_dir: Path | None = None
+) -> TrainingResult:
+    """Check, then train ``notebook`` with papermill; results go to ``out_dir``.
+
+    Raises:
+        CheckFailed: static checks found errors.
+        ParameterError: a parameter is unknown.
+        TrainingError: a cell failed or timed out.
+    """
+    from nb2prod.errors import CheckFailed
+
+    nb = read(notebook)
+    report = analyze(nb)
+    if not report.ok:
+        first = report.errors[0]
+        more = len(report.errors) - 1
+        raise CheckFailed(
+            first.message + (f" ({more} more error(s): run nb2prod check)" if more else ""),
+            report.findings,
+        )
+    target = out_dir or Path("bentos") / f"{nb.settings.name}-train"
+    return run(report, params or {}, target)
