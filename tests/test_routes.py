@@ -1,0 +1,207 @@
+"""The ``/nb2prod/`` server routes, through a real Jupyter server (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import tornado.httpclient
+
+import nb2prod
+from nb2prod.build import build
+from nb2prod.errors import Nb2ProdError
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+FIXTURES = HERE / "fixtures" / "ui"
+BAD = "features_uses_untagged.ipynb"
+
+
+@pytest.fixture
+def jp_server_config():
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"nb2prod": True},
+            "allow_unauthenticated_access": False,
+        }
+    }
+
+
+@pytest.fixture
+def root(jp_root_dir: Path) -> Path:
+    shutil.copy(REPO / "notebooks" / "diabetes.ipynb", jp_root_dir / "diabetes.ipynb")
+    (jp_root_dir / "sub").mkdir()
+    shutil.copy(FIXTURES / BAD, jp_root_dir / "sub" / BAD)
+    return jp_root_dir
+
+
+async def post(jp_fetch, route: str, body: dict) -> tornado.httpclient.HTTPResponse:
+    return await jp_fetch("nb2prod", route, method="POST", body=json.dumps(body), raise_error=False)
+
+
+def answer(response) -> dict:
+    return json.loads(response.body)
+
+
+@pytest.mark.parametrize("rel", ["diabetes.ipynb", f"sub/{BAD}"])
+async def test_check_answers_what_check_json_prints(jp_fetch, root: Path, rel: str) -> None:
+    # Given a notebook in the server root
+    # When the panel asks for its findings
+    response = await post(jp_fetch, "check", {"path": rel})
+    # Then the answer is the `nb2prod check --json` report, named root-relative
+    assert response.code == 200
+    expected = nb2prod.check(root / rel).to_dict()
+    expected["notebook"] = rel
+    assert answer(response) == expected
+
+
+async def test_check_of_unsaved_content_follows_the_edit(jp_fetch, root: Path) -> None:
+    # Given the editor's copy of a notebook, where the untagged cell 1 is now nb2prod:features
+    content = json.loads((root / "sub" / BAD).read_text())
+    content["cells"][1]["metadata"]["tags"] = ["nb2prod:features"]
+    # When it is checked with that content
+    report = answer(await post(jp_fetch, "check", {"path": f"sub/{BAD}", "content": content}))
+    # Then the undefined-name error is gone, though the file on disk still has it
+    assert "undefined-name" not in {f["code"] for f in report["findings"]}
+    assert [p["cell_index"] for p in report["pipeline"] if p["role"] == "features"] == [1, 3]
+    on_disk = answer(await post(jp_fetch, "check", {"path": f"sub/{BAD}"}))
+    assert "undefined-name" in {f["code"] for f in on_disk["findings"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body"),
+    [
+        ("POST", "check", {"path": "diabetes.ipynb"}),
+        ("POST", "build", {"path": "diabetes.ipynb"}),
+        ("GET", "jobs", None),
+        ("GET", "jobs/0123abcd", None),
+    ],
+)
+async def test_every_route_refuses_requests_without_the_token(
+    http_server_client, jp_base_url: str, root: Path, method: str, route: str, body
+) -> None:
+    # Given no token, no cookie and no XSRF header
+    # When any nb2prod route is called
+    response = await http_server_client.fetch(
+        f"{jp_base_url}nb2prod/{route}",
+        method=method,
+        body=json.dumps(body) if body is not None else None,
+        raise_error=False,
+    )
+    # Then it is refused, and no build was started
+    assert response.code == 403
+    assert not (root / "bentos").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("../../etc/passwd", 403),
+        ("/etc/passwd", 400),  # a leading slash means the root, as in the contents API
+        ("../outside.ipynb", 403),
+        ("sub/../../outside.ipynb", 403),
+        ("link.ipynb", 403),
+        (".hidden/nb.ipynb", 403),
+        ("diabetes.py", 400),
+        ("missing.ipynb", 404),
+        ("", 400),
+    ],
+)
+@pytest.mark.parametrize("route", ["check", "build"])
+async def test_paths_outside_the_root_get_4xx_and_read_nothing(
+    jp_fetch, root: Path, tmp_path: Path, path: str, code: int, route: str
+) -> None:
+    # Given a notebook outside the root, and a symlink inside the root pointing at it
+    outside = root.parent / "outside.ipynb"
+    outside.write_text((FIXTURES / BAD).read_text())
+    (root / "link.ipynb").symlink_to(outside)
+    (root / "diabetes.py").write_text("")
+    before = outside.stat().st_atime_ns
+    # When a route is asked about it
+    response = await post(jp_fetch, route, {"path": path})
+    # Then it answers a 4xx with a message, and the file was not opened
+    assert response.code == code
+    assert answer(response)["message"]
+    assert outside.stat().st_atime_ns == before
+    assert "findings" not in answer(response)
+
+
+async def test_malformed_requests_get_400(jp_fetch, root: Path) -> None:
+    bad_json = await jp_fetch(
+        "nb2prod", "check", method="POST", body="{not json", raise_error=False
+    )
+    assert bad_json.code == 400
+    bad_params = await post(jp_fetch, "build", {"path": "diabetes.ipynb", "params": [1]})
+    assert bad_params.code == 400
+    unknown = await jp_fetch("nb2prod", "jobs", "0123abcd", raise_error=False)
+    assert unknown.code == 404
+    assert answer(unknown)["message"] == "No build job 0123abcd."
+
+
+async def wait_for(jp_fetch, job_id: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = answer(await jp_fetch("nb2prod", "jobs", job_id))
+        if job["state"] in ("succeeded", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"build still {job['state']} after {timeout} s"
+        await asyncio.sleep(0.5)
+
+
+async def test_a_failed_build_reports_the_cli_message(jp_fetch, root: Path) -> None:
+    # Given a notebook whose check fails
+    with pytest.raises(Nb2ProdError) as cli:
+        build(root / "sub" / BAD, out_dir=root.parent / "cli-bentos")
+    # When it is built through the server
+    started = await post(jp_fetch, "build", {"path": f"sub/{BAD}"})
+    assert started.code == 202
+    job = await wait_for(jp_fetch, answer(started)["id"], timeout=60)
+    # Then the job failed at check, with the very message the CLI prints
+    assert job["state"] == "failed"
+    assert job["error"]["message"] == str(cli.value)
+    assert job["error"]["error"] == "CheckFailed"
+    assert job["stages"]["check"] == "failed"
+    assert job["log"][-1] == f"Error: {cli.value}"
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+async def test_a_build_job_runs_to_its_end_and_a_second_build_gets_409(
+    jp_fetch, root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
+    # Given a build of a real notebook, started through the route
+    started = await post(jp_fetch, "build", {"path": "diabetes.ipynb", "params": {"alpha": "0.5"}})
+    assert started.code == 202
+    job_id = answer(started)["id"]
+    # When the same notebook is built again while it runs
+    again = await post(jp_fetch, "build", {"path": "diabetes.ipynb"})
+    # Then that is refused with 409, naming the running job
+    assert again.code == 409
+    assert answer(again)["error"] == "BuildInProgress"
+    assert answer(again)["job"] == job_id
+    # And the first build reaches its end, with every stage done and the log kept
+    job = await wait_for(jp_fetch, job_id)
+    assert job["state"] == "succeeded", job["error"]
+    assert set(job["stages"].values()) == {"done"}
+    assert job["params"] == {"alpha": "0.5"}
+    assert job["log"][0] == "Building diabetes.ipynb"
+    assert any(line.startswith("[bento] done") for line in job["log"])
+    result = job["result"]
+    assert result["tag"].startswith("diabetes:")
+    assert (root / result["service_py"]).is_file()  # root-relative, so the panel can open it
+    assert "r2" in result["metrics"]
+    # And the log can be read from an offset, as the panel polls it
+    tail = answer(await jp_fetch("nb2prod", "jobs", job_id, params={"since": len(job["log"]) - 1}))
+    assert tail["log"] == job["log"][-1:]
+    listed = answer(await jp_fetch("nb2prod", "jobs", params={"path": "diabetes.ipynb"}))
+    assert [j["id"] for j in listed["jobs"]] == [job_id]
+    assert os.environ["BENTOML_HOME"] == str(tmp_path / "bentoml")
