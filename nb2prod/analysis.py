@@ -13,7 +13,7 @@ from typing import Any
 from nb2prod.notebook import Cell, Notebook, read, role_label, role_tag
 
 SEVERITIES = ("error", "warning", "info")
-_MAGIC = re.compile(r"^\s*(%|!|\?)|^\s*[\w.]+\s*=\s*[%!]|\?\s*$")
+_MAGIC = re.compile(r"^\s*(%|!|\?)|^\s*[\w.]+\s*=\s*[%!]|^\s*[\w.]+\?{1,2}\s*$")
 _IMPLICIT = set(dir(builtins)) | {"__name__", "__file__", "__doc__", "__builtins__", "display"}
 
 
@@ -197,6 +197,7 @@ class _Checker:
         self.name = nb.path.name
         self.findings: list[Finding] = []
         self.parsed = {c.index: _Parsed(c) for c in nb.cells}
+        self.star_imports = False
 
     def add(self, code: str, severity: str, text: str, cell: Cell | None = None, **kw: Any):
         where = f"{self.name}: {cell.where}" if cell else self.name
@@ -267,6 +268,7 @@ class _Checker:
                 continue
             for node in ast.walk(parsed.tree):
                 if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                    self.star_imports = True
                     self.add(
                         "star-import",
                         "error",
@@ -294,7 +296,8 @@ class _Checker:
                 elif name in params:
                     if name not in used_params:
                         used_params.append(name)
-                else:
+                elif not self.star_imports:
+                    # after a star import, any name may come from it: the star is the finding
                     self._undefined(cell, name)
         lifted = [
             Import(c, _import_source(n, aliases))
