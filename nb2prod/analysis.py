@@ -452,8 +452,12 @@ class _Checker:
         schema_defined = set().union(*(self.parsed[c.index].defined for c in schema_cells))
         feature_defined = set().union(*(self.parsed[c.index].defined for c in feature_cells))
         schema_imports, schema_params = self.resolve(schema_cells, schema_defined, params)
+        # names the schema cells only import are imported again by features.py, not via schema
+        schema_own = schema_defined - set().union(
+            *(self.parsed[c.index].imports.keys() for c in schema_cells)
+        )
         feature_imports, feature_params = self.resolve(
-            feature_cells, feature_defined | schema_defined, params
+            feature_cells, feature_defined | schema_own, params
         )
         features_free = set().union(*(self.parsed[c.index].free for c in feature_cells))
         classes: list[str] = []
@@ -463,7 +467,7 @@ class _Checker:
                 if isinstance(node, ast.ClassDef) and _is_schema_class(node, set(classes)):
                     classes.append(node.name)
         entry, in_schema, out_schema = self.entrypoint(set(classes))
-        from_schema = sorted((features_free - feature_defined) & schema_defined)
+        from_schema = sorted((features_free - feature_defined) & schema_own)
         if entry is None and in_schema and in_schema not in from_schema:
             from_schema.append(in_schema)
         plan = LiftPlan(

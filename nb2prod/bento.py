@@ -30,6 +30,15 @@ def exists(kind: str, tag: str) -> bool:
     return True
 
 
+def _plain(value: Any) -> Any:
+    """BentoML model metadata takes only basic types, and no None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value if v is not None]
+    return value
+
+
 def save_model(tag: str, model_file: Path, labels: dict[str, str], metadata: dict[str, Any]) -> bool:
     """Save the pickled model under ``tag``; return False when it was already there."""
     _quiet_bentoml()
@@ -42,7 +51,9 @@ def save_model(tag: str, model_file: Path, labels: dict[str, str], metadata: dic
         model = pickle.load(fh)
     module = type(model).__module__
     try:
-        with bentoml.models.create(tag, labels=labels, metadata=metadata, module=module) as ref:
+        with bentoml.models.create(
+            tag, labels=labels, metadata=_plain(metadata), module=module
+        ) as ref:
             with open(ref.path_of("model.pkl"), "wb") as fh:
                 pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
