@@ -9,22 +9,11 @@ __all__ = ["build", "check", "train", "Nb2ProdError", "__version__"]
 
 from nb2prod.errors import Nb2ProdError
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy so that `import nb2prod` (CLI start-up, Jupyter server start-up) stays cheap.
-    if name == "check":
-        from nb2prod.analysis import check
-
-        return check
-    if name == "train":
-        from nb2prod.training import train
-
-        return train
-    if name == "build":
-        from nb2prod.build import build
-
-        return build
-    raise AttributeError(name)
+# Light imports: heavy dependencies are imported inside the functions that use them.
+# `build` is bound here, eagerly, so that `nb2prod.build` is the function and not the module.
+from nb2prod.analysis import check
+from nb2prod.build import build
+from nb2prod.training import train
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import sys
@@ -37,8 +38,8 @@ ParamOpt = Annotated[
 class _ParamsCommand(TyperCommand):
     """Gives ``-p`` papermill's two-value form, ``-p NAME VALUE``, repeatable.
 
-    Typer has no list-of-pairs option, so click parses the pairs and each reaches the
-    command as one JSON-encoded ``[name, value]`` string.
+    Typer has no list-of-pairs option: click parses each pair as a 2-tuple, and Typer's
+    ``list[str]`` conversion hands it on as the tuple's repr, which :func:`_pairs` reads back.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -48,19 +49,15 @@ class _ParamsCommand(TyperCommand):
                 param.nargs = 2
                 param.type = click.Tuple([str, str])
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest = super().parse_args(ctx, args)
-        pairs = ctx.params.get("param") or ()
-        ctx.params["param"] = [json.dumps(list(pair)) for pair in pairs] or None
-        return rest
 
-
-def _pairs(raw: list[str] | None) -> list[tuple[str, str]]:
-    return [tuple(json.loads(item)) for item in raw or []]
 ParamsFileOpt = Annotated[
     Optional[Path],  # noqa: UP045
     typer.Option("--params", help="YAML or JSON file of parameter values.", show_default=False),
 ]
+
+
+def _pairs(raw: list[str] | None) -> list[tuple[str, str]]:
+    return [tuple(ast.literal_eval(item)) for item in raw or []]
 
 
 def _console(stderr: bool = False) -> Any:
@@ -104,6 +101,7 @@ def main(
     from rich.logging import RichHandler
 
     logging.basicConfig(
+        force=True,
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=_console(stderr=True), show_path=False)],
@@ -168,6 +166,46 @@ def build(
     with build_progress(_console(stderr=True)) as progress:
         result = _run(lambda: run_build(notebook, values, out_dir=out, progress=progress))
     print_build(_console(), result)
+
+
+@app.command()
+def monitor(
+    bento: Annotated[
+        str,
+        typer.Argument(
+            help="Bento tag (churn:latest), .bento file or build directory.", show_default=False
+        ),
+    ],
+    current: Annotated[
+        Path,
+        typer.Option(
+            "--current",
+            help="Current data: .csv, .parquet or a prediction log directory.",
+            show_default=False,
+        ),
+    ],
+    html: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--html", help="Write Evidently's HTML report here.", show_default=False),
+    ] = None,
+    json_out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--json", help="Write the JSON summary here.", show_default=False),
+    ] = None,
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--target", help="Column of true outcomes: adds quality metrics.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Compare current data with the bento's reference; exit 1 on drift, 2 on bad input."""
+    from nb2prod.monitor import monitor as run_monitor
+    from nb2prod.monitor import print_result
+
+    result = _run(lambda: run_monitor(bento, current, html=html, json_out=json_out, target=target))
+    print_result(_console(), result)
+    raise typer.Exit(result.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover
