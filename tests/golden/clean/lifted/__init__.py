@@ -1,0 +1,5 @@
+# Generated from clean.ipynb by nb2prod 0.1.0; edit the notebook, not this file.
+"""The cells lifted from clean.ipynb: ``schema`` (Pandera models) and ``features``.
+
+They live in a package so that their module names cannot clash with installed packages.
+"""

@@ -1,0 +1,128 @@
+"""Generated from parameter_lifted.ipynb by nb2prod 0.1.0; edit the notebook, not this file.
+
+The parameter_lifted service: validate with the lifted schema, run the lifted features, predict.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+
+from nb2prod_runtime import validate
+from nb2prod_sink import sink
+from lifted.schema import Raw
+from lifted.features import features as entrypoint
+
+HERE = Path(__file__).parent
+MANIFEST = json.loads((HERE / "nb2prod.json").read_text(encoding="utf-8"))
+MODEL_VERSION = "<version>"
+INPUT_SCHEMA = Raw.to_schema()  # built once, at import
+INPUT_COLUMNS = ["x", "color"]
+MAX_ROWS = 10000
+INVALID_STATUS = 422
+
+
+def _load(model_ref: Any) -> Any:
+    with open(model_ref.path_of("model.pkl"), "rb") as fh:
+        return pickle.load(fh)
+
+
+@bentoml.service(
+    name="parameter_lifted-model",
+    workers=1,
+    traffic={"timeout": 30},
+)
+class ParameterLiftedModel:
+    """Runs the lifted feature entry point and the model on adaptively batched frames."""
+
+    model_ref = bentoml.models.BentoModel("parameter_lifted-model:<version>")
+
+    def __init__(self) -> None:
+        self.model = _load(self.model_ref)
+
+    def _run(self, method: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:
+        # One request's frame per item: BentoML batches requests, not rows, so each frame
+        # keeps its validated dtypes and the answer is split back per request.
+        batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        out = np.asarray(getattr(self.model, method)(entrypoint(batch)))
+        bounds = np.cumsum([0] + [len(f) for f in frames])
+        return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
+    def predict(self, frames: list) -> list:
+        return self._run("predict", frames)
+
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
+    def predict_proba(self, frames: list) -> list:
+        return self._run("predict_proba", frames)
+
+
+@bentoml.service(
+    name="parameter_lifted",
+    traffic={"timeout": 30, "max_concurrency": 512},
+)
+class ParameterLifted:
+    """parameter_lifted: trained from parameter_lifted.ipynb; see /metadata for the schema and manifest."""
+
+    model = bentoml.depends(ParameterLiftedModel)
+
+    def _reject(self, ctx: bentoml.Context, status: int, message: str, failures: list) -> dict:
+        ctx.response.status_code = status
+        return {"error": message, "failures": failures, "model_version": MODEL_VERSION}
+
+    def _validated(self, rows: list[dict[str, Any]], ctx: bentoml.Context):
+        if len(rows) > MAX_ROWS:
+            return None, self._reject(
+                ctx, 413, f"A request may hold at most {MAX_ROWS} rows, not {len(rows)}.", []
+            )
+        frame, failures = validate(INPUT_SCHEMA, rows, INPUT_COLUMNS)
+        if failures:
+            bad_rows = sorted({f["row"] for f in failures if f["row"] is not None})
+            message = (
+                f"{len(failures)} schema failure(s)"
+                + (f" in row(s) {', '.join(map(str, bad_rows[:20]))}" if bad_rows else "")
+                + "; nothing was predicted."
+            )
+            return None, self._reject(ctx, INVALID_STATUS, message, failures)
+        return frame, None
+
+    @bentoml.api
+    async def predict(self, rows: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
+        """Predict for a list of row objects; invalid rows get a 422 listing every failure."""
+        frame, rejected = self._validated(rows, ctx)
+        if rejected is not None:
+            return rejected
+        if frame.empty:
+            return {"predictions": [], "model_version": MODEL_VERSION}
+        (predictions,) = await self.model.to_async.predict([frame])
+        sink.log("predict", frame, predictions, ["prediction"])  # queued; never raises
+        return {"predictions": predictions.tolist(), "model_version": MODEL_VERSION}
+
+    @bentoml.api
+    async def predict_proba(
+        self, rows: list[dict[str, Any]], ctx: bentoml.Context
+    ) -> dict[str, Any]:
+        """Class probabilities per row, columns in the order of ``classes``."""
+        frame, rejected = self._validated(rows, ctx)
+        if rejected is not None:
+            return rejected
+        if frame.empty:
+            return {"probabilities": [], "classes": [0, 1], "model_version": MODEL_VERSION}
+        (proba,) = await self.model.to_async.predict_proba([frame])
+        sink.log("predict_proba", frame, proba, ["proba_0", "proba_1"])  # queued; never raises
+        return {
+            "probabilities": proba.tolist(),
+            "classes": [0, 1],
+            "model_version": MODEL_VERSION,
+        }
+
+    @bentoml.api(route="/metadata")
+    def metadata(self) -> dict[str, Any]:
+        """The build manifest and the input schema as JSON Schema."""
+        return {"manifest": MANIFEST, "input_schema": Raw.to_json_schema()}

@@ -1,0 +1,81 @@
+"""``build`` end to end on small fixtures: bento in the store, or nothing left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nb2prod.build import build, check_gates
+from nb2prod.errors import CheckFailed, GateFailed, TrainingError
+
+pytestmark = pytest.mark.e2e
+CHECK = Path(__file__).parent / "fixtures" / "check"
+
+
+def _store_tags() -> set[str]:
+    import bentoml
+
+    return {str(b.tag) for b in bentoml.list()} | {str(m.tag) for m in bentoml.models.list()}
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir()) if out.exists() else []
+
+
+def test_gates_parse_and_compare() -> None:
+    assert check_gates({"auc": ">= 0.8"}, {"auc": 0.9}, "n.ipynb")[0]["passed"] is True
+    with pytest.raises(GateFailed, match=r"metric gate failed: auc = 0.7, which is not >= 0.8"):
+        check_gates({"auc": ">= 0.8"}, {"auc": 0.7}, "n.ipynb")
+    with pytest.raises(GateFailed, match="cannot be checked"):
+        check_gates({"f1": "> 0.5"}, {"auc": 0.7}, "n.ipynb")
+    with pytest.raises(GateFailed, match="not of the form"):
+        check_gates({"auc": "at least 0.8"}, {"auc": 0.9}, "n.ipynb")
+
+
+def test_parameter_used_by_features_is_lifted_as_a_constant(tmp_path: Path) -> None:
+    result = build(CHECK / "parameter_lifted.ipynb", {"threshold": 0.2}, out_dir=tmp_path)
+    features = (result.build_dir / "src" / "lifted" / "features.py").read_text()
+    assert "threshold = 0.2\n" in features
+    assert "# %% parameter_lifted.ipynb · cell 4 (parameter_lifted-4)" in features
+    import json
+
+    manifest = json.loads((result.build_dir / "src" / "nb2prod.json").read_text())
+    assert manifest["lifted_parameters"] == {"threshold": "0.2"}
+    assert manifest["parameters"]["seed"] == "0"
+    assert result.bento_path.exists() and result.tag in _store_tags()
+    assert _leftovers(tmp_path) == sorted([result.bento_path.name, result.build_dir.name])
+
+
+def test_unchanged_rebuild_has_the_same_version(tmp_path: Path) -> None:
+    first = build(CHECK / "clean.ipynb", out_dir=tmp_path)
+    second = build(CHECK / "clean.ipynb", out_dir=tmp_path)
+    assert second.tag == first.tag and second.cached
+    third = build(CHECK / "clean.ipynb", {"seed": 1}, out_dir=tmp_path)
+    assert third.version != first.version
+
+
+def test_training_failure_leaves_nothing_behind(tmp_path: Path) -> None:
+    before = _store_tags()
+    with pytest.raises(TrainingError, match=r"cell 5 \(id train_raises-5, nb2prod:train\) raised"):
+        build(CHECK / "train_raises.ipynb", out_dir=tmp_path)
+    assert _store_tags() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_gate_leaves_nothing_behind(tmp_path: Path) -> None:
+    before = _store_tags()
+    with pytest.raises(GateFailed, match=r"accuracy = .*, which is not >= 0.999"):
+        build(CHECK / "gate_fails.ipynb", out_dir=tmp_path)
+    assert _store_tags() == before and _leftovers(tmp_path) == []
+
+
+def test_check_errors_stop_the_build_before_training(tmp_path: Path) -> None:
+    with pytest.raises(CheckFailed, match="uses `scale`"):
+        build(CHECK / "closure_untagged_name.ipynb", out_dir=tmp_path)
+    assert _leftovers(tmp_path) == []
+
+
+def test_store_stays_in_the_temporary_home() -> None:
+    assert "nb2prod-bentoml-" in os.environ["BENTOML_HOME"]
