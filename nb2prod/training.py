@@ -132,22 +132,24 @@ def _failure(nb: Notebook, executed: Path, exc: Exception) -> TrainingError:
     """Map papermill's failure back to the cell as the user's notebook numbers it."""
     import nbformat
 
-    index = getattr(exc, "cell_index", None)
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = getattr(exc, "evalue", str(exc)).strip().splitlines()
     evalue = evalue[0] if evalue else ""
     cell = None
-    if index is not None and executed.exists():
-        ran = nbformat.read(executed, as_version=4).cells
-        if index < len(ran):
-            if EXPORT_TAG in ran[index].metadata.get("tags", []):
+    if executed.exists():
+        # papermill puts an error banner cell first, so find the cell holding the error output
+        for ran in nbformat.read(executed, as_version=4).cells:
+            if not any(o.get("output_type") == "error" for o in ran.get("outputs", [])):
+                continue
+            if EXPORT_TAG in ran.metadata.get("tags", []):
                 return TrainingError(
                     f"{nb.path.name}: the training run finished but {evalue}",
                     notebook=str(nb.path),
                     executed=str(executed),
                 )
-            original = ran[index].metadata.get("nb2prod_cell")
+            original = ran.metadata.get("nb2prod_cell")
             cell = next((c for c in nb.cells if c.index == original), None)
+            break
     where = cell.where if cell else "a cell"
     return TrainingError(
         f"{nb.path.name}: {where} raised {ename}: {evalue} (executed notebook: {executed}).",
