@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from nb2prod import bento as store
+from nb2prod import monitoring
 from nb2prod.analysis import analyze
 from nb2prod.codegen import write
 from nb2prod.errors import CheckFailed, GateFailed
-from nb2prod.lift import lift
+from nb2prod.lift import lift, manifest_file
 from nb2prod.notebook import read
 from nb2prod.testing import run_tests
 from nb2prod.training import run as run_training
@@ -138,9 +139,8 @@ def build(
             lifted = lift(report, training, {"gates": gates})
             src = work / "src"
             write(lifted.files, src)
-            (src / "monitoring").mkdir(exist_ok=True)
-            shutil.copy(training.reference_file, src / "monitoring" / "reference.parquet")
-            shutil.copy(training.predictions_file, src / "monitoring" / "predictions.parquet")
+            monitoring.attach(src, training, nb.settings, lifted.manifest)
+            write([manifest_file(lifted.manifest)], src)
         final_dir = out_dir / f"{lifted.name}-{lifted.version}"
         bento_path = out_dir / f"{lifted.name}-{lifted.version}.bento"
         cached = store.exists("bento", lifted.tag) and bento_path.exists()

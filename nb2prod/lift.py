@@ -17,6 +17,7 @@ from nb2prod import __version__
 from nb2prod.analysis import CheckReport
 from nb2prod.codegen import Generated, generate, template_dir
 from nb2prod.errors import ParameterError
+from nb2prod.monitoring import LOG_MAX_MB
 from nb2prod.training import TrainingResult
 
 # Packages every bento needs at serve time, whatever the notebook imports.
@@ -189,6 +190,7 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
             "packages": pins,
             "nb2prod": __version__,
             "templates": templates_sha256(),
+            "monitoring": settings.monitoring,
         },
         sort_keys=True,
     )
@@ -228,6 +230,8 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
         "input_columns": columns,
         "has_proba": training.has_proba,
         "classes": training.classes,
+        "proba_columns": [f"proba_{c}" for c in training.classes],
+        "log_max_mb": LOG_MAX_MB,
         "max_rows": MAX_ROWS,
         **SERVING,
         "nb2prod_version": __version__,
@@ -240,9 +244,14 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
         {
             "service.py": "service.py.jinja",
             "nb2prod_runtime.py": "runtime.py.jinja",
+            "nb2prod_sink.py": "sink.py.jinja",
             "tests/test_parity.py": "test_parity.py.jinja",
             "bentofile.yaml": "bentofile.yaml.jinja",
         },
     )
-    manifest_file = Generated("nb2prod.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return Lifted([*code, *rest, manifest_file], version, lifted_sha, manifest)
+    return Lifted([*code, *rest, manifest_file(manifest)], version, lifted_sha, manifest)
+
+
+def manifest_file(manifest: dict[str, Any]) -> Generated:
+    """``nb2prod.json``: the manifest as the bento ships it."""
+    return Generated("nb2prod.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

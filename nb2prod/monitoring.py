@@ -1,0 +1,392 @@
+"""Monitoring attached at build: validated reference data and the Evidently drift config."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import operator
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from nb2prod.errors import MonitorError, NotebookError
+
+log = logging.getLogger(__name__)
+
+FOLDER = "monitoring"
+REFERENCE = "reference.parquet"
+PREDICTIONS = "predictions.parquet"
+CONFIG = "config.json"  # nb2prod's view: roles, methods, thresholds, training metrics
+EVIDENTLY = "evidently.json"  # evidently.cli.report.ReportConfig; ReportConfig.load() reads it
+LOG_DIR_ENV = "NB2PROD_LOG_DIR"
+LOG_MAX_MB = 512
+REFERENCE_ROWS = 5000
+SEED = 0
+SETTINGS = (
+    "reference_rows",
+    "method",
+    "num_method",
+    "cat_method",
+    "threshold",
+    "drift_share",
+    "columns",
+    "prediction",
+)
+COLUMN_SETTINGS = ("method", "threshold", "role")
+ROLES = ("numerical", "categorical")
+PREDICTION = "prediction"
+
+
+@dataclass(frozen=True)
+class Lifted:
+    """The lifted modules of one bento, imported under a private package name."""
+
+    schema_module: ModuleType
+    features_module: ModuleType | None
+    input_schema: Any  # a pandera DataFrameSchema
+    entrypoint: Any  # the feature function, or None
+
+
+def load_lifted(src: Path, manifest: dict[str, Any]) -> Lifted:
+    """Import ``src/lifted`` as a uniquely named package, so that two bentos never collide.
+
+    Raises:
+        MonitorError: the lifted code is missing or does not import here.
+    """
+    package = src / "lifted"
+    name = "_nb2prod_lifted_" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12]
+    try:
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(
+                name, package / "__init__.py", submodule_search_locations=[str(package)]
+            )
+            if spec is None or spec.loader is None:
+                raise ImportError(f"no package at {package}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        schema_module = importlib.import_module(f"{name}.schema")
+        entry = manifest.get("entrypoint")
+        features_module = importlib.import_module(f"{name}.features") if entry else None
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise MonitorError(
+            f"Cannot import the lifted schema of {manifest.get('tag', src)} from {package}: {exc}."
+        ) from exc
+    model = getattr(schema_module, manifest["input_schema"])
+    return Lifted(
+        schema_module=schema_module,
+        features_module=features_module,
+        input_schema=model.to_schema(),
+        entrypoint=getattr(features_module, entry) if features_module else None,
+    )
+
+
+def column_roles(schema: Any) -> dict[str, str]:
+    """``numerical`` or ``categorical`` per schema column, from its dtype and checks.
+
+    Strings, booleans and categories are categorical; so is any column with an ``isin``
+    check (a coded number such as ``sex: isin=[1.0, 2.0]``). Other numbers are numerical.
+    """
+    roles = {}
+    for name, column in schema.columns.items():
+        dtype = str(column.dtype).lower()
+        numeric = any(k in dtype for k in ("int", "float", "decimal")) and "bool" not in dtype
+        coded = any(getattr(c, "name", "") == "isin" for c in column.checks)
+        roles[name] = "numerical" if numeric and not coded else "categorical"
+    return roles
+
+
+def schema_failures(schema: Any, frame: Any) -> tuple[Any, dict[str, int]]:
+    """Validate ``frame`` lazily; return the coerced frame and failure counts per column."""
+    import pandas as pd
+    from pandera.errors import SchemaError, SchemaErrors
+
+    try:
+        return schema.validate(frame, lazy=True), {}
+    except (SchemaError, SchemaErrors) as exc:
+        cases = getattr(exc, "failure_cases", None)
+        counts: dict[str, int] = {}
+        if cases is None or not hasattr(cases, "iterrows"):
+            counts[str(getattr(exc, "column_name", None) or "?")] = 1
+            return frame, counts
+        for _, case in cases.iterrows():
+            column = case.get("column")
+            if case.get("check") in ("column_in_dataframe", "column_in_schema"):
+                column = case.get("failure_case")
+            key = "(table)" if column is None or pd.isna(column) else str(column)
+            counts[key] = counts.get(key, 0) + 1
+        return frame, counts
+
+
+def _stattest(method: str, role: str, column: str, where: str) -> Any:
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    try:
+        return get_registered_stattest(method, ColumnType[role.capitalize()])
+    except Exception as exc:
+        raise NotebookError(
+            f"{where}: drift method `{method}` for column `{column}` ({role}) is not an Evidently "
+            f"drift method for {role} data ({exc}); see docs/monitoring.md for the names.",
+            column=column,
+        ) from exc
+
+
+def _default_stattest(series: Any, role: str) -> Any:
+    from evidently.legacy.calculations.stattests.registry import _get_default_stattest
+    from evidently.legacy.core import ColumnType
+
+    return _get_default_stattest(series, series, ColumnType[role.capitalize()])
+
+
+def _check_settings(settings: dict[str, Any], columns: list[str], where: str) -> None:
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise NotebookError(
+            f"{where}: notebook setting nb2prod.monitoring has unknown key(s) {', '.join(unknown)}; "
+            f"known keys are {', '.join(SETTINGS)}."
+        )
+    per_column = settings.get("columns") or {}
+    for column, spec in per_column.items():
+        if column not in columns:
+            raise NotebookError(
+                f"{where}: nb2prod.monitoring.columns names `{column}`, which is not an input "
+                f"column; the input columns are {', '.join(columns)}.",
+                column=column,
+            )
+        bad = (
+            sorted(set(spec) - set(COLUMN_SETTINGS))
+            if isinstance(spec, dict)
+            else ["(not a mapping)"]
+        )
+        if bad or (isinstance(spec, dict) and spec.get("role", "numerical") not in ROLES):
+            raise NotebookError(
+                f"{where}: nb2prod.monitoring.columns.{column} may only set "
+                f"{', '.join(COLUMN_SETTINGS)} (role: numerical or categorical).",
+                column=column,
+            )
+    share = settings.get("drift_share")
+    if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
+        raise NotebookError(f"{where}: nb2prod.monitoring.drift_share must be a number in (0, 1].")
+
+
+def _drift_spec(
+    column: str, role: str, series: Any, spec: dict, settings: dict, where: str
+) -> dict:
+    method = spec.get("method") or settings.get(f"{role[:3]}_method") or settings.get("method")
+    test = _stattest(method, role, column, where) if method else _default_stattest(series, role)
+    threshold = spec.get("threshold", settings.get("threshold"))
+    return {
+        "name": column,
+        "role": role,
+        "method": test.name,
+        "method_name": test.display_name,
+        "threshold": float(test.default_threshold if threshold is None else threshold),
+        "method_source": "notebook" if method else "evidently default",
+    }
+
+
+def plan(
+    settings: dict[str, Any],
+    roles: dict[str, str],
+    reference: Any,
+    predictions: Any,
+    task: str,
+    where: str,
+) -> dict[str, Any]:
+    """The monitoring config: per-column role, method and threshold; drift share; prediction.
+
+    Methods the notebook does not name are Evidently's defaults for this reference data,
+    resolved here so the bento records exactly what ``nb2prod monitor`` will run.
+    """
+    _check_settings(settings, list(roles), where)
+    per_column = settings.get("columns") or {}
+    columns = []
+    for column, role in roles.items():
+        spec = per_column.get(column) or {}
+        role = spec.get("role", role)
+        columns.append(_drift_spec(column, role, reference[column], spec, settings, where))
+    share = settings.get("drift_share")
+    prediction_role = "categorical" if task == "classification" else "numerical"
+    prediction = _drift_spec(
+        PREDICTION,
+        prediction_role,
+        predictions[PREDICTION],
+        settings.get("prediction") or {},
+        {},
+        where,
+    )
+    return {
+        "columns": columns,
+        "prediction": prediction,
+        # Evidently's rule: the data set drifts when the drifted share is >= drift_share.
+        # By default one drifted input column is enough to ask for a retrain.
+        "drift_share": float(share) if share is not None else 1.0 / max(1, len(columns)),
+        "drift_share_source": "notebook" if share is not None else "one column",
+        "task": task,
+        "reference_rows": len(reference),
+    }
+
+
+def report_config(config: dict[str, Any]) -> Any:
+    """The Evidently ``ReportConfig`` for ``config``: a drift preset plus prediction drift."""
+    from evidently.cli.report import ReportConfig
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    columns = config["columns"]
+    prediction = config["prediction"]
+    return ReportConfig(
+        metrics=[
+            DataDriftPreset(
+                columns=[c["name"] for c in columns],
+                drift_share=config["drift_share"],
+                per_column_method={c["name"]: c["method"] for c in columns},
+                per_column_threshold={c["name"]: c["threshold"] for c in columns},
+            ),
+            ValueDrift(
+                column=PREDICTION, method=prediction["method"], threshold=prediction["threshold"]
+            ),
+        ],
+        include_tests=True,
+        metadata={"nb2prod.config": CONFIG},
+    )
+
+
+def _sample(reference: Any, predictions: Any, cap: int) -> tuple[Any, Any]:
+    if len(reference) <= cap:
+        return reference, predictions
+    keep = reference.sample(n=cap, random_state=SEED).index.sort_values()
+    return reference.loc[keep].reset_index(drop=True), predictions.loc[keep].reset_index(drop=True)
+
+
+def attach(src: Path, training: Any, settings: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write ``src/monitoring/`` for a build and add its entry to the manifest.
+
+    The reference is the training run's raw inputs (the ``reference`` setting), validated
+    against the input schema and sampled to ``monitoring.reference_rows``, with the model's
+    predictions on the same rows.
+
+    Raises:
+        NotebookError: a monitoring setting is malformed.
+        MonitorError: the reference data fails the notebook's own input schema.
+    """
+    import pandas as pd
+
+    where = manifest["notebook"]
+    options = dict(settings.monitoring or {})
+    lifted = load_lifted(src, manifest)
+    reference = pd.read_parquet(training.reference_file)
+    predictions = pd.read_parquet(training.predictions_file)
+    valid, failures = schema_failures(lifted.input_schema, reference)
+    if failures:
+        raise MonitorError(
+            f"{where}: the reference data `{settings.reference}` fails the input schema "
+            f"{manifest['input_schema']} in column(s) {', '.join(sorted(failures))}.",
+            columns=sorted(failures),
+        )
+    cap = int(options.get("reference_rows", REFERENCE_ROWS))
+    reference, predictions = _sample(valid.reset_index(drop=True), predictions, cap)
+    task = "classification" if training.classes else "regression"
+    roles = column_roles(lifted.input_schema)
+    config = plan(options, roles, reference, predictions, task, where)
+    config.update(
+        {
+            "name": manifest["name"],
+            "version": manifest["version"],
+            "metrics": manifest.get("metrics", {}),
+            "gates": manifest.get("gates", []),
+            "classes": list(training.classes),
+            "log_dir_env": LOG_DIR_ENV,
+        }
+    )
+    folder = src / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    reference.to_parquet(folder / REFERENCE, index=False)
+    predictions.to_parquet(folder / PREDICTIONS, index=False)
+    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    report_config(config).save(str(folder / EVIDENTLY))
+    entry = {
+        "files": [f"{FOLDER}/{f}" for f in (REFERENCE, PREDICTIONS, CONFIG, EVIDENTLY)],
+        "reference_rows": len(reference),
+        "drift_share": config["drift_share"],
+        "log_dir_env": LOG_DIR_ENV,
+    }
+    manifest["monitoring"] = entry
+    log.info("monitoring attached: %d reference rows, %d columns", len(reference), len(roles))
+    return entry
+
+
+_BOUND = re.compile(r"^\s*(>=|<=|==|>|<)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
+_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt}
+
+
+def _scores(y: Any, predictions: Any, proba: Any, config: dict[str, Any]) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    if config["task"] == "regression":
+        return {
+            "r2": m.r2_score(y, predictions),
+            "mae": m.mean_absolute_error(y, predictions),
+            "rmse": float(np.sqrt(m.mean_squared_error(y, predictions))),
+        }
+    scores = {"accuracy": m.accuracy_score(y, predictions)}
+    classes = config.get("classes") or []
+    if len(classes) == 2:
+        scores["f1"] = m.f1_score(y, predictions, pos_label=classes[1])
+        if proba is not None and len(set(y)) == 2:
+            scores["roc_auc"] = m.roc_auc_score(y, proba)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def quality(
+    frame: Any, target: str, predictions: Any, proba: Any, config: dict[str, Any]
+) -> list[dict]:
+    """Quality on current data where ``target`` is known, next to the training metrics and gates.
+
+    Raises:
+        MonitorError: there are no predictions, or no row has a known target.
+    """
+    import numpy as np
+
+    if predictions is None:
+        raise MonitorError(
+            "--target needs predictions: the current data has no `prediction` column and no "
+            "model was found to compute them."
+        )
+    known = frame[target].notna().to_numpy()
+    if not known.any():
+        raise MonitorError(
+            f"--target {target}: no row of the current data has a value in `{target}`."
+        )
+    classes = config.get("classes") or []
+    positive = None
+    if proba is not None and len(classes) == 2:
+        positive = np.asarray(proba)[:, 1]
+    elif f"proba_{classes[-1] if classes else ''}" in frame.columns:
+        positive = frame[f"proba_{classes[-1]}"].to_numpy()
+    y = frame[target].to_numpy()[known]
+    if config["task"] == "classification" and classes:
+        y = y.astype(np.asarray(classes).dtype, copy=False)
+    scores = _scores(
+        y, np.asarray(predictions)[known], None if positive is None else positive[known], config
+    )
+    gates = {g["metric"]: g["bound"] for g in config.get("gates", [])}
+    training = config.get("metrics", {})
+    rows = []
+    for name, value in scores.items():
+        row = {"metric": name, "current": value, "training": training.get(name)}
+        row["change"] = None if row["training"] is None else value - row["training"]
+        match = _BOUND.match(gates.get(name, ""))
+        row["gate"] = gates.get(name)
+        row["gate_passed"] = bool(_OPS[match[1]](value, float(match[2]))) if match else None
+        rows.append(row)
+    return rows
