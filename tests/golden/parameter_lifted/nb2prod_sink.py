@@ -135,11 +135,12 @@ class Sink:
                     break
                 batch.append(item)
             records = [i for i in batch if i is not None]
+            before = self.written
             try:
                 if records:
                     self._write(records)
             except Exception as exc:  # a disk or serialization problem: drop, warn once
-                self.dropped += len(records)
+                self.dropped += len(records) - (self.written - before)
                 self._close_file()
                 self._failed_at = time.monotonic()
                 self._warn_once("write", f"cannot write the prediction log: {exc!r}")
