@@ -187,6 +187,8 @@ def run(report: CheckReport, params: dict[str, Any], out_dir: Path) -> TrainingR
             execution_timeout=nb.settings.timeout,
             progress_bar=False,
             log_output=False,
+            # ipykernel warns on stderr that loopback TCP is unencrypted; keep build output clean
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         raise _failure(nb, executed, exc) from exc
