@@ -20,6 +20,7 @@ from nb2prod.codegen import write
 from nb2prod.errors import CheckFailed, GateFailed
 from nb2prod.lift import lift, manifest_file
 from nb2prod.notebook import read
+from nb2prod.properties import read_settings as read_property_settings
 from nb2prod.testing import run_tests
 from nb2prod.training import run as run_training
 
@@ -111,11 +112,13 @@ def build(
     *,
     out_dir: Path | None = None,
     progress: Progress | None = None,
+    gate: bool = True,
 ) -> BuildResult:
     """Build ``notebook`` into a bento in the local store and ``out_dir/<name>-<version>.bento``.
 
     Work happens in a temporary directory inside ``out_dir``; it is moved into place only when
     every stage succeeded, and store entries this build made are removed on failure.
+    ``gate=False`` skips the generated property tests; the manifest records that it did.
 
     Raises:
         Nb2ProdError: any stage failed; the message names the cell or file at fault.
@@ -128,6 +131,7 @@ def build(
             first, more = report.errors[0], len(report.errors) - 1
             extra = f" ({more} more error(s): run nb2prod check)" if more else ""
             raise CheckFailed(first.message + extra, report.findings)
+        read_property_settings(nb)  # a bad nb2prod.properties fails before training
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{nb.settings.name}-", dir=out_dir))
     created: list[tuple[str, str]] = []
@@ -136,7 +140,7 @@ def build(
             training = run_training(report, params or {}, work / "train")
             gates = check_gates(nb.settings.gates, training.metrics, nb.path.name)
         with _stage(progress, "lift"):
-            lifted = lift(report, training, {"gates": gates})
+            lifted = lift(report, training, {"gates": gates}, gate=gate)
             src = work / "src"
             write(lifted.files, src)
             monitoring.attach(src, training, nb.settings, lifted.manifest)
@@ -144,8 +148,11 @@ def build(
         final_dir = out_dir / f"{lifted.name}-{lifted.version}"
         bento_path = out_dir / f"{lifted.name}-{lifted.version}.bento"
         cached = store.exists("bento", lifted.tag) and bento_path.exists()
-        with _stage(progress, "test"):
-            run_tests(src, training.model_file, notebook=nb.path.name)
+        if gate:
+            with _stage(progress, "test"):
+                run_tests(src, training.model_file, notebook=nb.path.name)
+        else:
+            log.warning("--no-gate: the generated property tests did not run (see the manifest)")
         with _stage(progress, "bento"):
             if not cached:
                 labels = {

@@ -70,7 +70,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
 
     commands.addCommand(CommandIDs.pickRole, {
-      label: () => {
+      label: args => {
+        if (!args.toolbar) {
+          return 'Set the nb2prod role…';
+        }
         const model = activeModel();
         return `role: ${(model && roleOf(model)) ?? 'none'}`;
       },
@@ -112,6 +115,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const category = 'nb2prod';
       palette.addItem({ command: CommandIDs.openPanel, category });
       palette.addItem({ command: CommandIDs.build, category });
+      palette.addItem({ command: CommandIDs.pickRole, category });
       for (const role of CHOICES) {
         palette.addItem({ command: CommandIDs.setRole, args: { role }, category });
       }

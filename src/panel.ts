@@ -213,20 +213,20 @@ export class Nb2prodPanel extends Widget {
   }
 
   private findingItem(finding: IFinding): HTMLElement {
-    const where =
-      finding.cell_index === null
-        ? null
-        : this.cellLink(finding.cell_index, finding.cell_id, `cell ${finding.cell_index}`);
+    // The panel is about one notebook: drop the "churn.ipynb: " that the CLI puts first.
+    const name = this._panel?.context.path.split('/').pop() ?? '';
+    const message = finding.message.startsWith(`${name}: `)
+      ? finding.message.slice(name.length + 2)
+      : finding.message;
     const item = h(
       'li',
       { class: `jp-nb2prod-finding jp-nb2prod-${finding.severity}`, title: finding.code },
       h('span', { class: 'jp-nb2prod-severity' }, finding.severity),
       ' ',
-      where,
-      where ? ' ' : null,
-      finding.message
+      message
     );
     if (finding.cell_index !== null) {
+      item.dataset.cellIndex = String(finding.cell_index);
       item.addEventListener('click', () => this.goTo(finding.cell_index!, finding.cell_id));
     }
     return item;
