@@ -156,6 +156,13 @@ def build(
     out: Annotated[
         Path, typer.Option("--out", help="Where .bento files and build directories go.")
     ] = Path("bentos"),
+    no_gate: Annotated[
+        bool,
+        typer.Option(
+            "--no-gate",
+            help="Skip the generated property tests (the manifest records it). Never the default.",
+        ),
+    ] = False,
 ) -> None:
     """Check, train, lift, test and package the notebook as a BentoML bento."""
     from nb2prod.build import build as run_build
@@ -164,8 +171,35 @@ def build(
 
     values = _run(lambda: parse_params(_pairs(param), params))
     with build_progress(_console(stderr=True)) as progress:
-        result = _run(lambda: run_build(notebook, values, out_dir=out, progress=progress))
+        result = _run(
+            lambda: run_build(notebook, values, out_dir=out, progress=progress, gate=not no_gate)
+        )
     print_build(_console(), result)
+
+
+@app.command()
+def test(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A build directory (bentos/churn-<version>) or a bento tag (churn:latest).",
+            show_default=False,
+        ),
+    ],
+    seed: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--seed", help="Hypothesis seed, to replay a reported failure."),
+    ] = None,
+) -> None:
+    """Run a build's generated tests (properties and parity) on their own."""
+    from nb2prod.testing import run_target
+
+    run = _run(lambda: run_target(target, seed=seed))
+    skipped = f", {len(run.skipped)} skipped" if run.skipped else ""
+    _console().print(
+        f"[green]passed[/]: {len(run.passed)} generated test(s){skipped} "
+        f"in {run.seconds:.1f} s (seed {run.seed})"
+    )
 
 
 @app.command()

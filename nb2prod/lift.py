@@ -18,6 +18,7 @@ from nb2prod.analysis import CheckReport
 from nb2prod.codegen import Generated, generate, template_dir
 from nb2prod.errors import ParameterError
 from nb2prod.monitoring import LOG_MAX_MB
+from nb2prod.properties import plan as plan_properties
 from nb2prod.training import TrainingResult
 
 # Packages every bento needs at serve time, whatever the notebook imports.
@@ -150,10 +151,17 @@ def _git_commit(path: Path) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | None = None) -> Lifted:
+def lift(
+    report: CheckReport,
+    training: TrainingResult,
+    extra: dict[str, Any] | None = None,
+    *,
+    gate: bool = True,
+) -> Lifted:
     """Render every generated file for ``report`` after ``training``; decide the version.
 
-    ``extra`` is merged into the manifest (gate results, property-test settings, ...).
+    ``extra`` is merged into the manifest (gate results, ...). ``gate`` says whether the
+    build runs the property tests as its gate; the manifest records it.
     """
     nb, plan, settings = report.notebook, report.plan, report.notebook.settings
     base = {
@@ -179,6 +187,8 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
         },
     )
     lifted_sha = hashlib.sha256("".join(g.text for g in code).encode()).hexdigest()
+    schema_source = next(g.text for g in code if g.path == "lifted/schema.py")
+    props = plan_properties(report, training.reference_file, schema_source, gate=gate)
     ref = fingerprint(training.reference_file)
     pins = packages(report, training)
     lifted_params = {p: training.params[p] for p in plan.lifted_params}
@@ -190,6 +200,7 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
             "packages": pins,
             "nb2prod": __version__,
             "templates": templates_sha256(),
+            "properties": props.manifest,
             "monitoring": settings.monitoring,
         },
         sort_keys=True,
@@ -219,6 +230,7 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
         "nb2prod_version": __version__,
         "python": sys.version.split()[0],
         "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "properties": props.manifest,
         **(extra or {}),
     }
     context = {
@@ -238,6 +250,7 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
         "labels": {"nb2prod.notebook_sha256": nb.sha256[:16], "nb2prod.lifted_sha256": lifted_sha[:16]},
         "include": ["*.py", "lifted/*.py", "nb2prod.json", "tests/*.py", "monitoring/*"],
         "packages": pins,
+        "properties": props.context,
     }
     rest = generate(
         context,
@@ -246,6 +259,8 @@ def lift(report: CheckReport, training: TrainingResult, extra: dict[str, Any] | 
             "nb2prod_runtime.py": "runtime.py.jinja",
             "nb2prod_sink.py": "sink.py.jinja",
             "tests/test_parity.py": "test_parity.py.jinja",
+            "tests/test_properties.py": "test_properties.py.jinja",
+            "tests/conftest.py": "conftest.py.jinja",
             "bentofile.yaml": "bentofile.yaml.jinja",
         },
     )
