@@ -246,8 +246,7 @@ class _Checker:
             self.add(
                 "no-train",
                 "error",
-                f"has no nb2prod:train cell; tag the cell that fits "
-                f"`{self.nb.settings.model}`.",
+                f"has no nb2prod:train cell; tag the cell that fits `{self.nb.settings.model}`.",
             )
 
     def lifted_syntax(self) -> None:
@@ -264,7 +263,9 @@ class _Checker:
                 )
             if parsed.syntax_error:
                 err = parsed.syntax_error
-                self.add("syntax", "error", f"has a syntax error: {err.msg}.", cell, line=err.lineno)
+                self.add(
+                    "syntax", "error", f"has a syntax error: {err.msg}.", cell, line=err.lineno
+                )
                 continue
             for node in ast.walk(parsed.tree):
                 if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
@@ -423,7 +424,7 @@ class _Checker:
                 schema_cells[0],
             )
             return None
-        return sorted(schema_classes)[0]
+        return min(schema_classes)
 
     def _called_in_training(self, entry: str) -> None:
         for cell in self.nb.with_role("train"):

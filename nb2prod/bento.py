@@ -39,7 +39,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_model(tag: str, model_file: Path, labels: dict[str, str], metadata: dict[str, Any]) -> bool:
+def save_model(
+    tag: str, model_file: Path, labels: dict[str, str], metadata: dict[str, Any]
+) -> bool:
     """Save the pickled model under ``tag``; return False when it was already there."""
     _quiet_bentoml()
     import bentoml
@@ -53,9 +55,8 @@ def save_model(tag: str, model_file: Path, labels: dict[str, str], metadata: dic
     try:
         with bentoml.models.create(
             tag, labels=labels, metadata=_plain(metadata), module=module
-        ) as ref:
-            with open(ref.path_of("model.pkl"), "wb") as fh:
-                pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        ) as ref, open(ref.path_of("model.pkl"), "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise BentoError(f"Could not save model {tag} to the BentoML store: {exc}.") from exc
     log.info("saved model %s", tag)

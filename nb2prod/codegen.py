@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,3 @@ def write(generated: list[Generated], root: Path) -> None:
         target = root / item.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(item.text, encoding="utf-8")
-
-
-def python_executable() -> str:
-    return sys.executable

@@ -143,9 +143,13 @@ def parse(text: str, path: Path) -> Notebook:
     try:
         node = json.loads(text)
     except ValueError as exc:
-        raise NotebookError(f"{path} is not a readable Jupyter notebook: {exc}.", notebook=str(path)) from exc
+        raise NotebookError(
+            f"{path} is not a readable Jupyter notebook: {exc}.", notebook=str(path)
+        ) from exc
     if not isinstance(node, dict) or not isinstance(node.get("cells"), list):
-        raise NotebookError(f"{path} is not a Jupyter notebook (it has no cells list).", notebook=str(path))
+        raise NotebookError(
+            f"{path} is not a Jupyter notebook (it has no cells list).", notebook=str(path)
+        )
     if node.get("nbformat", 4) < 4:
         raise NotebookError(
             f"{path} uses notebook format {node.get('nbformat')}; open and save it in JupyterLab "

@@ -58,7 +58,9 @@ def print_build(console: Any, result: Any) -> None:
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_row("bento", f"[bold]{result.tag}[/]" + ("  (unchanged: cache hit)" if result.cached else ""))
+    table.add_row(
+        "bento", f"[bold]{result.tag}[/]" + ("  (unchanged: cache hit)" if result.cached else "")
+    )
     for name, value in result.metrics.items():
         gate = next((g for g in result.gates if g["metric"] == name), None)
         suffix = f"  gate {gate['bound']} [green]passed[/]" if gate else ""

@@ -76,7 +76,9 @@ def _check_params(report: CheckReport, params: dict[str, Any]) -> None:
         if name not in known:
             nb = report.notebook.path.name
             cells = report.notebook.with_role("parameters")
-            where = f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
+            where = (
+                f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
+            )
             offer = f"; known parameters: {', '.join(known)}" if known else ""
             raise ParameterError(
                 f"{nb}: unknown parameter `{name}`, {where} does not set it{offer}.",

@@ -40,9 +40,7 @@ def main(notebook: str) -> int:
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
     print(f"$ nb2prod build {notebook}", flush=True)
     subprocess.run([str(BIN / "nb2prod"), "build", notebook], check=True, env=env, cwd=ROOT)
-    manifest = sorted(
-        (ROOT / "bentos").glob("*/src/nb2prod.json"), key=lambda p: p.stat().st_mtime
-    )[-1]
+    manifest = max((ROOT / "bentos").glob("*/src/nb2prod.json"), key=lambda p: p.stat().st_mtime)
     meta = json.loads(manifest.read_text())
     reference = manifest.parent / "monitoring" / "reference.parquet"
     import pandas as pd

@@ -50,7 +50,9 @@ def records(frame: Any) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def serve(target: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[str]:
+def serve(
+    target: str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Run ``bentoml serve target`` on a free loopback port; yield its base URL; stop it."""
     import httpx
 

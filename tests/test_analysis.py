@@ -82,15 +82,23 @@ def test_comment_roles_read_like_tags() -> None:
     assert by_comments.plan.parameters == ["seed", "threshold"]
 
 
+SCHEMA_CELL = (
+    "import pandera.pandas as pa\nfrom pandera.typing import DataFrame, Series\n"
+    "class Raw(pa.DataFrameModel):\n    a: Series[int]"
+)
+FEATURE_CELL = (
+    "import math\nLIMIT = 3\n"
+    "def helper(v):\n    return [math.floor(x) for x in v if x < LIMIT]\n"
+    "def features(df: DataFrame[Raw]) -> DataFrame[Raw]:\n"
+    "    return df.assign(a=helper(df['a']))"
+)
+
+
 def test_names_used_only_inside_functions_or_comprehensions_resolve() -> None:
     nb = _notebook(
         [
-            ("import pandera.pandas as pa\nfrom pandera.typing import DataFrame, Series\n"
-             "class Raw(pa.DataFrameModel):\n    a: Series[int]", ["nb2prod:schema"]),
-            ("import math\nLIMIT = 3\n"
-             "def helper(v):\n    return [math.floor(x) for x in v if x < LIMIT]\n"
-             "def features(df: DataFrame[Raw]) -> DataFrame[Raw]:\n"
-             "    return df.assign(a=helper(df['a']))", ["nb2prod:features"]),
+            (SCHEMA_CELL, ["nb2prod:schema"]),
+            (FEATURE_CELL, ["nb2prod:features"]),
             ("model = object()\nfeatures", ["nb2prod:train"]),
             ("n = 1", ["parameters"]),
         ]
@@ -134,8 +142,14 @@ def test_check_imports_nothing_heavy() -> None:
 def _notebook(cells: list[tuple[str, list[str]]]):
     body = {
         "cells": [
-            {"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
-             "outputs": [], "execution_count": None}
+            {
+                "cell_type": "code",
+                "id": f"c{i}",
+                "metadata": {"tags": tags},
+                "source": src,
+                "outputs": [],
+                "execution_count": None,
+            }
             for i, (src, tags) in enumerate(cells)
         ],
         "metadata": {},

@@ -58,7 +58,9 @@ def test_unchanged_rebuild_has_the_same_version(tmp_path: Path) -> None:
 
 def test_training_failure_leaves_nothing_behind(tmp_path: Path) -> None:
     before = _store_tags()
-    with pytest.raises(TrainingError, match=r"cell 5 \(id train_raises-5, nb2prod:train\) raised") as info:
+    with pytest.raises(
+        TrainingError, match=r"cell 5 \(id train_raises-5, nb2prod:train\) raised"
+    ) as info:
         build(CHECK / "train_raises.ipynb", out_dir=tmp_path)
     assert _store_tags() == before
     # only the executed notebook is kept, for the user to open at the failing cell

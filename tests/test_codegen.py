@@ -33,9 +33,9 @@ def fake_training(directory: Path) -> TrainingResult:
     directory.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"x": [0.5, -1.25, 2.0], "color": ["red", "blue", "red"]})
     frame.to_parquet(directory / "reference.parquet", index=False)
-    pd.DataFrame({"prediction": [1, 0, 1], "proba_0": [0.1, 0.8, 0.3], "proba_1": [0.9, 0.2, 0.7]}).to_parquet(
-        directory / "predictions.parquet", index=False
-    )
+    pd.DataFrame(
+        {"prediction": [1, 0, 1], "proba_0": [0.1, 0.8, 0.3], "proba_1": [0.9, 0.2, 0.7]}
+    ).to_parquet(directory / "predictions.parquet", index=False)
     return TrainingResult(
         directory=directory,
         executed=directory / "executed.ipynb",
@@ -80,11 +80,15 @@ def test_generated_python_carries_header_and_provenance(tmp_path: Path) -> None:
     files = generated("clean", tmp_path)
     for path, text in files.items():
         if path.endswith((".py", ".yaml")):
-            assert "Generated from clean.ipynb by nb2prod" in text.splitlines()[0] + text[:300], path
+            assert "Generated from clean.ipynb by nb2prod" in text.splitlines()[0] + text[:300], (
+                path
+            )
             assert "edit the notebook, not this file" in text[:400], path
     assert "# %% clean.ipynb · cell 3 (clean-3)" in files["lifted/schema.py"]
     assert "# %% clean.ipynb · cell 4 (clean-4)" in files["lifted/features.py"]
-    assert "import pandas as pd  # from cell 2 (id clean-2, untagged)" in files["lifted/features.py"]
+    assert (
+        "import pandas as pd  # from cell 2 (id clean-2, untagged)" in files["lifted/features.py"]
+    )
 
 
 def test_generated_python_is_formatted(tmp_path: Path) -> None:
@@ -110,8 +114,18 @@ def test_generation_works_from_an_installed_wheel(tmp_path: Path) -> None:
     # Given a wheel of nb2prod, built without network or build isolation
     root = HERE.parent
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(root)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(root),
+        ],
         check=True,
     )
     (wheel,) = (tmp_path / "dist").glob("nb2prod-*.whl")

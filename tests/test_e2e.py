@@ -27,7 +27,9 @@ def _assert_same(got: list, expected: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("example", ["churn", "diabetes"])
-def test_served_predictions_equal_the_notebooks(example: str, request: pytest.FixtureRequest) -> None:
+def test_served_predictions_equal_the_notebooks(
+    example: str, request: pytest.FixtureRequest
+) -> None:
     built: Built = request.getfixturevalue(example)
     reference = built.reference().head(300)
     expected = built.notebook_predictions()["prediction"].to_numpy()[:300]
@@ -75,25 +77,34 @@ def test_invalid_rows_get_422_naming_row_and_column(churn: Built) -> None:
         answers = {
             name: _predict(base, rows)
             for name, rows in [
-                ("missing", missing), ("wrong_type", wrong_type),
-                ("out_of_range", out_of_range), ("mixed", mixed),
+                ("missing", missing),
+                ("wrong_type", wrong_type),
+                ("out_of_range", out_of_range),
+                ("mixed", mixed),
             ]
         }
         not_rows = httpx.post(f"{base}/predict", json={"rows": [1, 2]}, timeout=30)
         not_json = httpx.post(
-            f"{base}/predict", content=b"{", headers={"content-type": "application/json"}, timeout=30
+            f"{base}/predict",
+            content=b"{",
+            headers={"content-type": "application/json"},
+            timeout=30,
         )
     for response in answers.values():
         assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/json")
         assert "nothing was predicted" in response.json()["error"]
-    failures = {k: [(f["row"], f["column"], f["check"]) for f in r.json()["failures"]] for k, r in answers.items()}
+    failures = {
+        k: [(f["row"], f["column"], f["check"]) for f in r.json()["failures"]]
+        for k, r in answers.items()
+    }
     assert failures["missing"] == [(None, "support_calls", "column_in_dataframe")]
     assert failures["wrong_type"] == [(0, "tenure_months", "coerce_dtype('int64')")]
     assert failures["out_of_range"] == [(0, "tenure_months", "greater_than_or_equal_to(0)")]
     # the batch is rejected whole, and every bad row is listed
     assert sorted((row, col) for row, col, _ in failures["mixed"]) == [
-        (1, "contract"), (3, "support_calls")
+        (1, "contract"),
+        (3, "support_calls"),
     ]
     assert answers["mixed"].json()["failures"][0]["value"] == "weekly"
     for response in (not_rows, not_json):

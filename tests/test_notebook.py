@@ -16,7 +16,9 @@ def _nb(cells: list[dict], metadata: dict | None = None) -> str:
         cell.setdefault("cell_type", "code")
         cell.setdefault("id", f"id{i}")
         cell.setdefault("metadata", {})
-    return json.dumps({"cells": cells, "metadata": metadata or {}, "nbformat": 4, "nbformat_minor": 5})
+    return json.dumps(
+        {"cells": cells, "metadata": metadata or {}, "nbformat": 4, "nbformat_minor": 5}
+    )
 
 
 def test_roles_come_from_tags_and_comment_lines() -> None:
@@ -33,13 +35,21 @@ def test_roles_come_from_tags_and_comment_lines() -> None:
     )
     nb = parse(text, Path("demo.ipynb"))
     assert [(c.index, c.role) for c in nb.cells] == [
-        (0, "parameters"), (1, "schema"), (2, "features"), (3, "train"), (4, None), (6, "skip")
+        (0, "parameters"),
+        (1, "schema"),
+        (2, "features"),
+        (3, "train"),
+        (4, None),
+        (6, "skip"),
     ]
     assert nb.cells[1].where == "cell 1 (id id1, nb2prod:schema)"
 
 
 def test_two_roles_on_one_cell_are_kept_as_a_conflict() -> None:
-    nb = parse(_nb([{"source": "#| nb2prod: train\nx=1", "metadata": {"tags": ["nb2prod:evaluate"]}}]), Path("n.ipynb"))
+    nb = parse(
+        _nb([{"source": "#| nb2prod: train\nx=1", "metadata": {"tags": ["nb2prod:evaluate"]}}]),
+        Path("n.ipynb"),
+    )
     assert nb.cells[0].role == "evaluate"
     assert nb.cells[0].conflicting_roles == ("train",)
 
@@ -47,7 +57,11 @@ def test_two_roles_on_one_cell_are_kept_as_a_conflict() -> None:
 def test_settings_defaults_and_name_normalization() -> None:
     nb = parse(_nb([]), Path("My Churn Model v2.ipynb"))
     assert nb.settings.name == "my_churn_model_v2"
-    assert (nb.settings.entrypoint, nb.settings.model, nb.settings.reference) == ("features", "model", "X_train")
+    assert (nb.settings.entrypoint, nb.settings.model, nb.settings.reference) == (
+        "features",
+        "model",
+        "X_train",
+    )
     assert normalize_name("  --  ") == "model"
 
 

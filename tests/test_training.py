@@ -34,7 +34,9 @@ def test_training_run_exports_model_metrics_and_reference(tmp_path: Path) -> Non
     result = train(CHECK / "comment_roles.ipynb", {"threshold": 0.75}, out_dir=tmp_path)
     # Then papermill injected the parameter, and the run left what the build needs
     executed = json.loads(result.executed.read_text())
-    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    injected = [
+        c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+    ]
     assert "threshold = 0.75" in "".join(injected[0]["source"])
     assert result.params["threshold"] == "0.75"
     assert set(result.metrics) == {"accuracy"} and 0.5 < result.metrics["accuracy"] <= 1.0
@@ -46,7 +48,9 @@ def test_training_run_exports_model_metrics_and_reference(tmp_path: Path) -> Non
 def test_skip_cells_never_run(tmp_path: Path) -> None:
     # The wine notebook's skip cell imports seaborn (not installed) and raises.
     result = train(FIXTURES / "contract" / "wine.ipynb", out_dir=tmp_path)
-    sources = "".join("".join(c["source"]) for c in json.loads(result.executed.read_text())["cells"])
+    sources = "".join(
+        "".join(c["source"]) for c in json.loads(result.executed.read_text())["cells"]
+    )
     assert "exploration cell" not in sources
     assert result.metrics["accuracy"] >= 0.85
 
@@ -56,7 +60,9 @@ def test_failing_cell_is_named_with_the_executed_notebook(tmp_path: Path) -> Non
     with pytest.raises(TrainingError) as info:
         train(CHECK / "train_raises.ipynb", out_dir=tmp_path)
     err = info.value
-    assert str(err).startswith("train_raises.ipynb: cell 5 (id train_raises-5, nb2prod:train) raised ValueError")
+    assert str(err).startswith(
+        "train_raises.ipynb: cell 5 (id train_raises-5, nb2prod:train) raised ValueError"
+    )
     assert "the training data has no positive class" in str(err)
     assert err.fields["cell_index"] == 5 and err.fields["executed"].endswith("executed.ipynb")
     assert Path(err.fields["executed"]).exists()
