@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +55,12 @@ def save_model(
         model = pickle.load(fh)
     module = type(model).__module__
     try:
-        with bentoml.models.create(
-            tag, labels=labels, metadata=_plain(metadata), module=module
-        ) as ref, open(ref.path_of("model.pkl"), "wb") as fh:
+        with (
+            bentoml.models.create(
+                tag, labels=labels, metadata=_plain(metadata), module=module
+            ) as ref,
+            open(ref.path_of("model.pkl"), "wb") as fh,
+        ):
             pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise BentoError(f"Could not save model {tag} to the BentoML store: {exc}.") from exc
@@ -64,18 +69,37 @@ def save_model(
 
 
 def build(src: Path, version: str) -> str:
-    """``bentoml build`` the generated ``src`` directory at ``version``; return the tag."""
-    _quiet_bentoml()
-    import bentoml
+    """``bentoml build`` the generated ``src`` directory at ``version``; return the tag.
 
-    try:
-        bento = bentoml.bentos.build_bentofile(
-            str(src / "bentofile.yaml"), build_ctx=str(src), version=version
+    It runs in a fresh interpreter: building imports the bento's ``service`` module, and a
+    second build in one process (the Jupyter server's build jobs, a test session) would find
+    the first bento's ``service`` in ``sys.modules``.
+    """
+    _quiet_bentoml()
+    cmd = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "build",
+        str(src),
+        "-f",
+        str(src / "bentofile.yaml"),
+        "--version",
+        version,
+        "--output",
+        "tag",
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise BentoError(
+            f"bentoml build failed for {src}: {detail[-1] if detail else 'no output'}.",
+            log=(proc.stderr or proc.stdout)[-5000:],
         )
-    except Exception as exc:
-        raise BentoError(f"bentoml build failed for {src}: {exc}.") from exc
-    log.info("built bento %s", bento.tag)
-    return str(bento.tag)
+    tag = proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    log.info("built bento %s", tag)
+    return tag
 
 
 def export(tag: str, target: Path) -> Path:
