@@ -17,7 +17,7 @@ from nb2prod import bento as store
 from nb2prod import monitoring
 from nb2prod.analysis import analyze
 from nb2prod.codegen import write
-from nb2prod.errors import CheckFailed, GateFailed
+from nb2prod.errors import CheckFailed, GateFailed, TrainingError
 from nb2prod.lift import lift, manifest_file
 from nb2prod.notebook import read
 from nb2prod.properties import read_settings as read_property_settings
@@ -96,6 +96,17 @@ def check_gates(gates: dict[str, str], metrics: dict[str, float], notebook: str)
     return results
 
 
+def _keep_executed(exc: TrainingError, target: Path) -> None:
+    """Keep the failed run's executed notebook (not a half-built bento) and point to it."""
+    executed = exc.fields.get("executed")
+    if not executed or not Path(executed).exists():
+        return
+    shutil.move(executed, target)
+    exc.message = exc.message.replace(executed, str(target))
+    exc.args = (exc.message,)
+    exc.fields["executed"] = str(target)
+
+
 @contextmanager
 def _stage(progress: Progress | None, name: str) -> Iterator[None]:
     log.info("stage %s", name)
@@ -131,6 +142,9 @@ def build(
             first, more = report.errors[0], len(report.errors) - 1
             extra = f" ({more} more error(s): run nb2prod check)" if more else ""
             raise CheckFailed(first.message + extra, report.findings)
+        for finding in report.findings:
+            if finding.severity == "warning":
+                log.warning("%s", finding.message)
         read_property_settings(nb)  # a bad nb2prod.properties fails before training
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{nb.settings.name}-", dir=out_dir))
@@ -170,9 +184,11 @@ def build(
             if final_dir.exists():
                 shutil.rmtree(final_dir)
             work.rename(final_dir)
-    except BaseException:
+    except BaseException as exc:
         for kind, tag in reversed(created):
             store.delete(kind, tag)
+        if isinstance(exc, TrainingError):
+            _keep_executed(exc, out_dir / f"{nb.settings.name}.failed.ipynb")
         shutil.rmtree(work, ignore_errors=True)
         raise
     return BuildResult(
