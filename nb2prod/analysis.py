@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import ast
 import builtins
-import re
-import symtable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nb2prod.notebook import Cell, Notebook, read, role_label, role_tag
+from nb2prod.scope import ParsedCell, frame_schema, import_source, is_schema_class
 
 SEVERITIES = ("error", "warning", "info")
-_MAGIC = re.compile(r"^\s*(%|!|\?)|^\s*[\w.]+\s*=\s*[%!]|^\s*[\w.]+\?{1,2}\s*$")
 _IMPLICIT = set(dir(builtins)) | {"__name__", "__file__", "__doc__", "__builtins__", "display"}
 
 
@@ -96,107 +94,12 @@ class CheckReport:
         }
 
 
-def _strip_magics(source: str) -> tuple[str, list[tuple[int, str]]]:
-    """Blank out IPython magic and shell lines, keeping line numbers; return what was cut."""
-    lines, found = source.split("\n"), []
-    for i, line in enumerate(lines):
-        if _MAGIC.search(line) and not line.lstrip().startswith("#"):
-            found.append((i + 1, line.strip()))
-            lines[i] = ""
-    return "\n".join(lines), found
-
-
-class _Parsed:
-    """One cell parsed: its tree, top-level names, free names and imports."""
-
-    def __init__(self, cell: Cell) -> None:
-        self.cell = cell
-        text, self.magics = _strip_magics(cell.source)
-        self.syntax_error: SyntaxError | None = None
-        try:
-            self.tree = ast.parse(text)
-            table = symtable.symtable(text, f"cell{cell.index}", "exec")
-        except SyntaxError as exc:
-            self.syntax_error, self.tree, self.defined, self.free = exc, None, set(), set()
-            self.imports: dict[str, tuple[ast.stmt, ast.alias]] = {}
-            return
-        self.defined = {
-            s.get_name()
-            for s in table.get_symbols()
-            if s.is_assigned() or s.is_imported() or s.is_namespace()
-        }
-        self.free = _free_names(table)
-        self.imports = {}
-        for node in _top_level(self.tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                for alias in node.names:
-                    bound = alias.asname or alias.name.split(".")[0]
-                    self.imports[bound] = (node, alias)
-
-    def first_use(self, name: str) -> int | None:
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Name) and node.id == name:
-                return node.lineno
-        return None
-
-
-def _top_level(tree: ast.Module) -> list[ast.stmt]:
-    """Module statements, looking inside module-level if/try blocks."""
-    out, todo = [], list(tree.body)
-    while todo:
-        node = todo.pop(0)
-        out.append(node)
-        if isinstance(node, (ast.If, ast.Try)):
-            todo[:0] = [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
-            for handler in getattr(node, "handlers", []):
-                todo[:0] = handler.body
-    return out
-
-
-def _free_names(table: symtable.SymbolTable) -> set[str]:
-    """Names a cell reads from the module namespace, at any nesting depth."""
-    names = set()
-    for sym in table.get_symbols():
-        if table.get_type() == "module":
-            if sym.is_referenced():
-                names.add(sym.get_name())
-        elif sym.is_global() and sym.is_referenced():
-            names.add(sym.get_name())
-    for child in table.get_children():
-        names |= _free_names(child)
-    return names
-
-
-def _import_source(node: ast.stmt, aliases: list[ast.alias]) -> str:
-    if isinstance(node, ast.Import):
-        return ast.unparse(ast.Import(names=aliases))
-    return ast.unparse(ast.ImportFrom(module=node.module, names=aliases, level=node.level))
-
-
-def _is_schema_class(node: ast.ClassDef, known: set[str]) -> bool:
-    for base in node.bases:
-        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
-        if name in ("DataFrameModel", "SchemaModel") or name in known:
-            return True
-    return False
-
-
-def _frame_schema(annotation: ast.expr | None) -> str | None:
-    """``DataFrame[Raw]`` -> ``Raw``; anything else -> None."""
-    if isinstance(annotation, ast.Subscript):
-        head = annotation.value
-        head_name = head.attr if isinstance(head, ast.Attribute) else getattr(head, "id", "")
-        if head_name == "DataFrame" and isinstance(annotation.slice, ast.Name):
-            return annotation.slice.id
-    return None
-
-
 class _Checker:
     def __init__(self, nb: Notebook) -> None:
         self.nb = nb
         self.name = nb.path.name
         self.findings: list[Finding] = []
-        self.parsed = {c.index: _Parsed(c) for c in nb.cells}
+        self.parsed = {c.index: ParsedCell(c) for c in nb.cells}
         self.star_imports = False
 
     def add(self, code: str, severity: str, text: str, cell: Cell | None = None, **kw: Any):
@@ -301,7 +204,7 @@ class _Checker:
                     # after a star import, any name may come from it: the star is the finding
                     self._undefined(cell, name)
         lifted = [
-            Import(c, _import_source(n, aliases))
+            Import(c, import_source(n, aliases))
             for c, n, aliases in sorted(imports.values(), key=lambda e: e[0].index)
         ]
         return lifted, used_params
@@ -366,7 +269,7 @@ class _Checker:
             )
             return entry, None, None
         first = (args.posonlyargs + args.args)[0]
-        in_schema, out_schema = _frame_schema(first.annotation), _frame_schema(fn.returns)
+        in_schema, out_schema = frame_schema(first.annotation), frame_schema(fn.returns)
         if not in_schema or not out_schema:
             self.add(
                 "unannotated-entrypoint",
@@ -465,7 +368,7 @@ class _Checker:
         for cell in schema_cells:
             tree = self.parsed[cell.index].tree
             for node in tree.body if tree else []:
-                if isinstance(node, ast.ClassDef) and _is_schema_class(node, set(classes)):
+                if isinstance(node, ast.ClassDef) and is_schema_class(node, set(classes)):
                     classes.append(node.name)
         entry, in_schema, out_schema = self.entrypoint(set(classes))
         from_schema = sorted((features_free - feature_defined) & schema_own)
