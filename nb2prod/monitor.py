@@ -136,6 +136,15 @@ def _predict(bento: Bento, lifted: Any, inputs: Any) -> tuple[Any, Any]:
     return np.asarray(model.predict(model_input)), proba
 
 
+def _version_notes(frame: Any, version: str) -> list[str]:
+    if "_model_version" not in frame.columns:
+        return []
+    seen = sorted(str(v) for v in frame["_model_version"].dropna().unique())
+    if seen == [version]:
+        return []
+    return [f"the logs come from model version(s) {', '.join(seen)}; this bento is {version}"]
+
+
 def _dataset(frame: Any, config: dict[str, Any], with_prediction: bool) -> Any:
     from evidently import DataDefinition, Dataset
 
@@ -214,12 +223,13 @@ def monitor(
     with open_bento(bento) as found:
         config, notes = found.config, []
         lifted = load_lifted(found.src, found.manifest)
-        frame = read_current(current)
+        frame = read_current(current, found.manifest["name"])
         if target is not None and target not in frame.columns:
             raise MonitorError(
                 f"--target {target}: current data {current} has no column `{target}`."
             )
         inputs = _validated(frame, found, lifted.input_schema, str(current))
+        notes += _version_notes(frame, found.manifest["version"])
         proba = None
         if PREDICTION in frame.columns and frame[PREDICTION].notna().any():
             predictions = frame[PREDICTION].to_numpy()

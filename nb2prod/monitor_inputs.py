@@ -136,8 +136,10 @@ def _read_logs(files: list[Path]) -> Any:
     return pd.concat([frame, outs], axis=1)
 
 
-def read_current(path: str | Path) -> Any:
+def read_current(path: str | Path, service: str | None = None) -> Any:
     """Read current data: a ``.csv`` or ``.parquet`` file, or a directory of prediction logs.
+
+    In a log directory that several services share, only ``<service>-*.jsonl`` are read.
 
     Raises:
         MonitorError: the path is missing, of another format, unreadable or empty.
@@ -150,7 +152,8 @@ def read_current(path: str | Path) -> Any:
     suffix = path.suffix.lower()
     try:
         if path.is_dir():
-            files = sorted(path.glob("*.jsonl"))
+            files = sorted(path.glob(f"{service}-*.jsonl")) if service else []
+            files = files or sorted(path.glob("*.jsonl"))
             if not files:
                 raise MonitorError(
                     f"{path} is a directory without prediction logs (*.jsonl files)."

