@@ -8,11 +8,22 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install demo test lint bench clean
 
-install: $(VENV)/.installed
+LABEXT := nb2prod/labextension/package.json
+FRONTEND := package.json yarn.lock tsconfig.json $(wildcard src/*.ts schema/*.json style/*)
+
+install: $(VENV)/.installed $(LABEXT)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# The JupyterLab extension, built with the machine's node and the venv's jlpm; `develop`
+# links it into the venv so that a rebuild shows up at the next page load.
+$(LABEXT): $(VENV)/.installed $(FRONTEND)
+	PATH=$(abspath $(VENV))/bin:$$PATH jlpm install --immutable
+	PATH=$(abspath $(VENV))/bin:$$PATH jlpm build:prod
+	PATH=$(abspath $(VENV))/bin:$$PATH jupyter labextension develop --overwrite .
 	touch $@
 
 demo: install

@@ -16,6 +16,7 @@ from nb2prod.errors import Nb2ProdError
 from nb2prod.jobs import JobRegistry
 
 AUTH_RESOURCE = "nb2prod"
+_PATHS = ("bento_path", "build_dir", "service_py", "monitoring_report")
 
 
 class RouteError(Nb2ProdError):
@@ -83,7 +84,9 @@ class _Handler(APIHandler):
         data = job.to_dict(since)
         if data["result"]:
             result = dict(data["result"])
-            for key in ("bento_path", "build_dir", "service_py", "monitoring_report"):
+            config = Path(result.get("build_dir") or "", "src", "monitoring", "config.json")
+            result["monitoring_config"] = str(config) if config.is_file() else None
+            for key in (*_PATHS, "monitoring_config"):
                 result[key] = self.relative(result.get(key))
             data["result"] = result
         return data

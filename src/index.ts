@@ -46,7 +46,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null
   ) => {
     const { commands } = app;
-    const settings = settingRegistry ? await settingRegistry.load(PLUGIN_ID).catch(() => null) : null;
+    const settings = settingRegistry
+      ? await settingRegistry.load(PLUGIN_ID).catch(() => null)
+      : null;
     const delay = (settings?.composite.checkDelay as number | undefined) ?? 800;
 
     const panel = new Nb2prodPanel(commands, delay);

@@ -123,7 +123,10 @@ export class Nb2prodPanel extends Widget {
       });
       await this.follow(started.id);
     } catch (error) {
-      fill(this._result, h('div', { class: 'jp-nb2prod-build-error' }, String((error as Error).message)));
+      fill(
+        this._result,
+        h('div', { class: 'jp-nb2prod-build-error' }, String((error as Error).message))
+      );
     } finally {
       this._building = false;
       this._buildButton.disabled = !this._panel;
@@ -233,7 +236,11 @@ export class Nb2prodPanel extends Widget {
   }
 
   private cellLink(index: number, id: string | null, text: string): HTMLElement {
-    const link = h('a', { class: 'jp-nb2prod-cell-link', href: '#', 'data-cell-index': String(index) }, text);
+    const link = h(
+      'a',
+      { class: 'jp-nb2prod-cell-link', href: '#', 'data-cell-index': String(index) },
+      text
+    );
     link.addEventListener('click', event => {
       event.preventDefault();
       event.stopPropagation();
@@ -270,19 +277,40 @@ export class Nb2prodPanel extends Widget {
 
   private renderResult(job: IJob): void {
     if (job.state === 'failed' || !job.result) {
-      fill(this._result, h('div', { class: 'jp-nb2prod-build-error' }, job.error?.message ?? 'The build failed.'));
+      fill(
+        this._result,
+        h('div', { class: 'jp-nb2prod-build-error' }, job.error?.message ?? 'The build failed.')
+      );
       return;
     }
     const result = job.result;
-    const metrics = Object.entries(result.metrics).map(([name, value]) =>
-      h('tr', {}, h('td', {}, name), h('td', {}, Number(value).toFixed(4)))
-    );
+    const gates = new Map((result.gates ?? []).map(gate => [gate.metric, gate]));
+    const metrics = Object.entries(result.metrics).map(([name, value]) => {
+      const gate = gates.get(name);
+      return h(
+        'tr',
+        {},
+        h('td', {}, name),
+        h('td', {}, Number(value).toFixed(4)),
+        h('td', {}, gate ? `gate ${gate.bound} ${gate.passed ? 'passed' : 'failed'}` : '')
+      );
+    });
+    const monitoring = result.monitoring_report
+      ? this.fileLink('monitoring report', result.monitoring_report)
+      : result.monitoring_config
+        ? this.fileLink('monitoring config', result.monitoring_config)
+        : null;
     fill(
       this._result,
-      h('div', { class: 'jp-nb2prod-built' }, 'Built ', h('code', { class: 'jp-nb2prod-tag' }, result.tag)),
+      h(
+        'div',
+        { class: 'jp-nb2prod-built' },
+        'Built ',
+        h('code', { class: 'jp-nb2prod-tag' }, result.tag)
+      ),
       h('table', { class: 'jp-nb2prod-metrics' }, ...metrics),
       h('div', {}, this.fileLink('service.py', result.service_py)),
-      result.monitoring_report ? h('div', {}, this.fileLink('monitoring report', result.monitoring_report)) : null,
+      monitoring ? h('div', {}, monitoring) : null,
       h('div', {}, 'Serve it: ', h('code', {}, result.serve_command))
     );
   }

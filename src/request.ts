@@ -92,7 +92,9 @@ export interface IBuildResult {
   build_dir: string;
   service_py: string;
   monitoring_report: string | null;
+  monitoring_config: string | null;
   serve_command: string;
+  gates?: { metric: string; bound: string; passed: boolean }[];
 }
 
 /** The answer of `GET /nb2prod/jobs/<id>`. */

@@ -4,14 +4,7 @@
 import { ICellModel } from '@jupyterlab/cells';
 
 /** The pipeline roles, in pipeline order (skip last: it never runs in a build). */
-export const ROLES = [
-  'parameters',
-  'schema',
-  'features',
-  'train',
-  'evaluate',
-  'skip'
-] as const;
+export const ROLES = ['parameters', 'schema', 'features', 'train', 'evaluate', 'skip'] as const;
 
 export type Role = (typeof ROLES)[number];
 

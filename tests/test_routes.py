@@ -205,3 +205,30 @@ async def test_a_build_job_runs_to_its_end_and_a_second_build_gets_409(
     listed = answer(await jp_fetch("nb2prod", "jobs", params={"path": "diabetes.ipynb"}))
     assert [j["id"] for j in listed["jobs"]] == [job_id]
     assert os.environ["BENTOML_HOME"] == str(tmp_path / "bentoml")
+
+
+async def test_a_cookie_session_must_send_the_xsrf_token(
+    http_server_client, jp_base_url: str, jp_serverapp, root: Path
+) -> None:
+    # Given a browser session: the login cookie that visiting a page with the token sets
+    page = await http_server_client.fetch(
+        f"{jp_base_url}tree?token={jp_serverapp.identity_provider.token}", raise_error=False
+    )
+    cookies = "; ".join(c.split(";", 1)[0] for c in page.headers.get_list("Set-Cookie") if "=" in c)
+    assert "_xsrf=" in cookies
+    xsrf = next(c.split("=", 1)[1] for c in cookies.split("; ") if c.startswith("_xsrf="))
+    body = json.dumps({"path": "diabetes.ipynb"})
+
+    async def check(headers: dict) -> int:
+        response = await http_server_client.fetch(
+            f"{jp_base_url}nb2prod/check",
+            method="POST",
+            body=body,
+            headers={"Cookie": cookies, **headers},
+            raise_error=False,
+        )
+        return response.code
+
+    # When it posts without the XSRF header, it is refused; with it, it is answered
+    assert await check({}) == 403
+    assert await check({"X-XSRFToken": xsrf}) == 200
