@@ -17,11 +17,11 @@ from nb2prod import bento as store
 from nb2prod import monitoring
 from nb2prod.analysis import analyze
 from nb2prod.codegen import write
-from nb2prod.errors import CheckFailed, GateFailed, TrainingError
+from nb2prod.errors import CheckFailed, GateFailed, PropertyFailed, TrainingError
 from nb2prod.lift import lift, manifest_file
 from nb2prod.notebook import read
 from nb2prod.properties import read_settings as read_property_settings
-from nb2prod.testing import run_tests
+from nb2prod.testing import keep_failed, run_tests
 from nb2prod.training import run as run_training
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,8 @@ def build(
             store.delete(kind, tag)
         if isinstance(exc, TrainingError):
             _keep_executed(exc, out_dir / f"{nb.settings.name}.failed.ipynb")
+        if isinstance(exc, PropertyFailed):
+            keep_failed(exc, work, out_dir / f"{nb.settings.name}.failed")
         shutil.rmtree(work, ignore_errors=True)
         raise
     return BuildResult(

@@ -96,6 +96,7 @@ PANDERA_CHECKS = frozenset(
     }
 )
 _LOWER = {"greater_than": False, "greater_than_or_equal_to": True}
+_NULLS = {"float": "np.nan", "datetime": "pd.NaT"}  # the null a column of that kind holds
 _NULLABLE_EXTENSION = ("Int64", "Float64", "boolean")  # pandas dtypes that hold <NA>
 _SYMBOLS = {
     "greater_than": ">",
@@ -248,6 +249,17 @@ def _observed(series: Any) -> list[Any]:
     return [_literal(v) for v in _thin(values)]
 
 
+def _lines(values: list[Any], width: int = 88) -> list[str]:
+    """``values`` as the lines of a Python list literal's body, at most ``width`` wide."""
+    lines, line = [], ""
+    for text in (repr(v) + "," for v in values):
+        if line and len(line) + 1 + len(text) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {text}" if line else text
+    return [*lines, line] if line else lines
+
+
 def _can_hold_null(dtype: str, kind: str) -> bool:
     return kind in ("float", "str", "category", "datetime") or dtype in _NULLABLE_EXTENSION
 
@@ -257,17 +269,26 @@ def _column(name: str, column: Any, reference: Any) -> dict[str, Any]:
     dtype = str(column.dtype) if column is not None else str(reference[name].dtype)
     kind = _kind(dtype)
     seen = reference[name] if name in reference.columns else None
-    plan = {"name": name, "dtype": dtype, "kind": kind, "nullable": False, "coerce": False}
+    plan = {
+        "name": name,
+        "dtype": dtype,
+        "kind": kind,
+        "nullable": False,
+        "coerce": False,
+        "observed": [],
+    }
     if column is None:
         values = _observed(seen)
         return {
             **plan,
             "source": "values",
-            "values": values,
+            "observed": _lines(values),
             "nullable": bool(seen.isna().any()),
+            "null": _NULLS.get(kind, "None"),
             "why": "not in the input schema; the values the training data holds",
         }
     plan["nullable"] = bool(column.nullable) and _can_hold_null(dtype, kind)
+    plan["null"] = _NULLS.get(kind, "None")
     checks = list(column.checks)
     custom = [c.name for c in checks if c.name not in PANDERA_CHECKS]
     low, high = _bounds(checks)
@@ -279,8 +300,8 @@ def _column(name: str, column: Any, reference: Any) -> dict[str, Any]:
             return {
                 **plan,
                 "source": "values",
-                "values": values,
-                "coerce": kind != "str",
+                "observed": _lines(values),
+                "coerce": kind in ("category", "other") or dtype in _NULLABLE_EXTENSION,
                 "why": f"Pandera cannot draw its {reason}: values seen in the training data",
             }
     if kind in ("int", "float") and (low is None or high is None) and seen is not None:
@@ -321,6 +342,17 @@ def _range(low: Any, high: Any, seen: Any, kind: str) -> tuple[Any, Any]:
     return lo, max(lo, hi)
 
 
+def _filter_reasons(schema: Any) -> list[str]:
+    """Checks the column strategies cannot guarantee, so drawn frames must pass validation."""
+    reasons = ["frame-wide checks"] if schema.checks else []
+    reasons += ["unique columns"] if schema.unique else []
+    for name, column in schema.columns.items():
+        custom = [c.name for c in column.checks if c.name not in PANDERA_CHECKS]
+        reasons += [f"custom check {c} on {name}" for c in custom]
+        reasons += [f"unique {name}"] if column.unique else []
+    return reasons
+
+
 @dataclass(frozen=True)
 class PropertyPlan:
     """What the property-test templates get, and what the manifest records."""
@@ -354,6 +386,7 @@ def plan(
         "doc": {p.key: p.doc for p in PROPERTIES},
         "skip": {p.key: skipped.get(p.key) for p in PROPERTIES},
         "columns": columns,
+        "filter": _filter_reasons(schema),
         "examples": settings.examples,
         "max_rows": settings.max_rows,
         "entrypoint_cell": where,

@@ -36,6 +36,7 @@ class TestRun:
     seconds: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)
     replay: str | None = None  # set when src is a temporary copy
+    stopped: bool = False  # the run stopped at the first failure
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -77,9 +78,13 @@ def render(run: TestRun, *, notebook: str, entry: str, model_file: Path | None) 
     """The failure report printed above the one-line error: one block per failed test."""
     out = []
     env = f"NB2PROD_MODEL_FILE={model_file} " if model_file else ""
-    for result in run.failed:
+    first_error = run.failed[0].get("error") if run.failed else None
+    for n, result in enumerate(run.failed):
         test = result["test"]
         prop = BY_KEY.get(test.removeprefix("test_"))
+        if n and result.get("error") == first_error:
+            out.append(f"✗ also failed: {words(test)}, with the same error")
+            continue
         out.append(f"✗ property failed: {words(test)}" if prop else f"✗ {test} failed")
         out.append(f"  {prop.promise if prop else result['doc']}")
         out.append(f"  entry point: {entry}")
@@ -91,7 +96,9 @@ def render(run: TestRun, *, notebook: str, entry: str, model_file: Path | None) 
                 out.append(f"  raised in {where}")
         if result.get("frame"):
             title, _, table = result["frame"].partition("\n")
-            out.append(f"  smallest falsifying {title.replace('input frame', 'frame')}:")
+            out.append(
+                f"  smallest falsifying {title.replace('input frame', 'frame').rstrip(':')}:"
+            )
             out.append(_indent(table, 4))
         if result["when"] != "collect" and run.replay:
             out.append(f"  reproduce: {run.replay}")
@@ -106,13 +113,21 @@ def render(run: TestRun, *, notebook: str, entry: str, model_file: Path | None) 
             if result.get("reproduce"):
                 out.append(f"    or add {result['reproduce']} above `def {test}`")
         out.append("")
+    if run.stopped:
+        out.append(
+            "The gate stops at the first failed test, in the order above; "
+            f"`nb2prod test {run.src.parent}` runs them all."
+        )
     for key, reason in run.skipped.items():
         out.append(f"- skipped: {BY_KEY[key].words} ({reason})")
     return "\n".join(out).rstrip() + "\n"
 
 
 def _shorten(text: str, lines: int = 12) -> str:
+    """The first lines of an error, without pytest's rewritten ``assert ...`` echo."""
     kept = text.splitlines()
+    echo = next((i for i, line in enumerate(kept) if line.startswith("assert ")), len(kept))
+    kept = kept[:echo]
     return "\n".join(kept[:lines] + (["..."] if len(kept) > lines else []))
 
 
@@ -143,6 +158,7 @@ def run_tests(
     notebook: str = "",
     seed: int | None = None,
     replay: str | None = None,
+    first_failure: bool = True,
 ) -> TestRun:
     """Run ``src/tests`` with pytest in a fresh interpreter; raise on any failure.
 
@@ -153,6 +169,9 @@ def run_tests(
         seed: Hypothesis's seed; random (and reported) when not given.
         replay: the command that reruns the tests, when ``src`` is a temporary copy
             (``{seed}`` is filled in).
+        first_failure: stop at the first failed test. The tests run in the order of
+            diagnosis, so the first failure is the one to fix; shrinking the others'
+            examples would only repeat it, at a cost.
 
     Raises:
         PropertyFailed: a test failed. ``fields["report"]`` names each failed property, the
@@ -172,7 +191,7 @@ def run_tests(
         cmd = [
             sys.executable, "-m", "pytest", "tests", "-q", "--no-header", "-p", "no:cacheprovider",
             "-o", "addopts=", "--rootdir", str(src), f"--hypothesis-seed={seed}",
-        ]  # fmt: skip
+        ] + (["--maxfail=1"] if first_failure else [])  # fmt: skip
         started = time.monotonic()
         try:
             proc = subprocess.run(
@@ -198,6 +217,7 @@ def run_tests(
             seed=seed,
         )
     run.replay = replay.format(seed=seed) if replay else None
+    run.stopped = first_failure
     raise _failure(run, notebook, _entry(manifest, notebook), model_file)
 
 
@@ -236,7 +256,7 @@ def run_target(target: str | Path, *, seed: int | None = None) -> TestRun:
         if not (src / "tests").is_dir():
             raise Nb2ProdError(f"{path} is not an nb2prod build directory (it has no src/tests).")
         model = src.parent / "train" / "model.pkl"
-        return run_tests(src, model if model.exists() else None, seed=seed)
+        return run_tests(src, model if model.exists() else None, seed=seed, first_failure=False)
     import bentoml
     from bentoml.exceptions import BentoMLException
 
@@ -250,4 +270,22 @@ def run_target(target: str | Path, *, seed: int | None = None) -> TestRun:
         # A copy, so nothing the tests write lands inside the store.
         src = Path(tmp) / "src"
         shutil.copytree(Path(bento.path) / "src", src)
-        return run_tests(src, seed=seed, replay=f"nb2prod test {target} --seed {{seed}}")
+        replay = f"nb2prod test {target} --seed {{seed}}"
+        return run_tests(src, seed=seed, replay=replay, first_failure=False)
+
+
+def keep_failed(exc: PropertyFailed, work: Path, target: Path) -> None:
+    """Keep a build that failed its gate at ``target`` (src/ and train/), to replay the failure.
+
+    The report's paths are rewritten to point there; ``nb2prod test <target>`` reruns it.
+    """
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.move(str(work), str(target))
+    for key in ("report",):
+        if key in exc.fields:
+            exc.fields[key] = exc.fields[key].replace(str(work), str(target))
+    seed = exc.fields.get("seed")
+    exc.message += f" Rerun: nb2prod test {target}" + (f" --seed {seed}" if seed else "") + "."
+    exc.args = (exc.message,)
+    exc.fields["kept"] = str(target)
