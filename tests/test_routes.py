@@ -192,7 +192,7 @@ async def test_a_build_job_runs_to_its_end_and_a_second_build_gets_409(
     job = await wait_for(jp_fetch, job_id)
     assert job["state"] == "succeeded", job["error"]
     assert set(job["stages"].values()) == {"done"}
-    assert job["params"] == {"alpha": "0.5"}
+    assert job["params"] == {"alpha": 0.5}  # read as `-p alpha 0.5` reads it
     assert job["log"][0] == "Building diabetes.ipynb"
     assert any(line.startswith("[bento] done") for line in job["log"])
     result = job["result"]

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,66 +84,60 @@ def bento_env(home: Path) -> dict[str, str]:
     return {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A real ``jupyter lab`` on 127.0.0.1 with a token, stopped afterwards."""
-    tmp = tmp_path_factory.mktemp("lab")
+@contextmanager
+def running_lab(tmp: Path, *args: str) -> Iterator[dict]:
+    """A real ``jupyter lab`` on 127.0.0.1 with a token and its own root, stopped afterwards."""
     root = tmp / "root"
     root.mkdir()
     untagged_copy(EXAMPLE, root / EXAMPLE.name)
-    settings = tmp / "settings"
-    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (
-        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    ).write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    notification = tmp / "settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     env = {
         **bento_env(tmp / "bentoml"),
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
     }
     port, token = free_port(), secrets.token_hex(16)
-    log = (tmp / "lab.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={token}",
-            "--ServerApp.allow_unauthenticated_access=False",
-            "--allow-root",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        *(sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root"),
+        *("--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"),
+        *(f"--ServerApp.root_dir={root}", "--ServerApp.allow_unauthenticated_access=False"),
+        *args,
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp / "lab.log").read_text()
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "jupyter lab did not start in 90 s"
-                time.sleep(0.5)
-        yield {"url": url, "token": token, "root": root, "tmp": tmp, "log": tmp / "lab.log"}
-    finally:
-        proc.terminate()
+    with (tmp / "lab.log").open("w") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, (tmp / "lab.log").read_text()
+                try:
+                    urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "jupyter lab did not start in 90 s"
+                    time.sleep(0.5)
+            yield {"url": url, "token": token, "root": root, "tmp": tmp}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture(scope="module")
-def page(lab: dict) -> Iterator:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    with running_lab(tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
     assert Path(CHROMIUM).exists(), (
         f"No Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium`."
     )
@@ -151,10 +146,49 @@ def page(lab: dict) -> Iterator:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1680, "height": 960})
-        page.set_default_timeout(30_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    page = browser.new_page(viewport={"width": 1680, "height": 960})
+    page.set_default_timeout(30_000)
+    yield page
+    page.close()
+
+
+def open_notebook(page, lab: dict):
+    """Open the example in JupyterLab with the nb2prod panel shown; answer its cells and panel."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab['url']}/lab/tree/{EXAMPLE.name}?token={lab['token']}")
+    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+    expect(cells).to_have_count(16, timeout=60_000)
+    page.locator('.jp-SideBar.jp-mod-left [data-id="filebrowser"]').click()  # more room
+    expect(page.locator("#filebrowser")).to_be_hidden()
+    page.locator('.jp-SideBar.jp-mod-right [data-id="nb2prod-panel"]').click()
+    panel = page.locator("#nb2prod-panel")
+    expect(panel).to_be_visible()
+    return cells, panel
+
+
+def test_without_the_server_extension_the_panel_gives_the_fix(tmp_path: Path, browser) -> None:
+    from playwright.sync_api import expect
+
+    # Given JupyterLab whose nb2prod server extension is disabled
+    config = tmp_path / "no_nb2prod.json"
+    config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"nb2prod": False}}}))
+    with running_lab(tmp_path, f"--config={config}") as lab:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        # When the notebook is opened
+        _, panel = open_notebook(page, lab)
+        # Then the panel says what to run
+        expect(panel.locator(".jp-nb2prod-notice")).to_have_text(
+            "The nb2prod server extension is not enabled: run `pip install nb2prod` "
+            "(or `jupyter server extension enable nb2prod`) and restart JupyterLab."
+        )
+        page.close()
 
 
 @pytest.fixture
@@ -182,14 +216,7 @@ def test_tag_from_the_toolbar_watch_the_panel_and_build(
     from playwright.sync_api import expect
 
     # Given JupyterLab open on the untagged churn notebook, with the nb2prod panel shown
-    page.goto(f"{lab['url']}/lab/tree/{EXAMPLE.name}?token={lab['token']}")
-    cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    expect(cells).to_have_count(16, timeout=60_000)
-    page.locator('.jp-SideBar.jp-mod-left [data-id="filebrowser"]').click()  # more room
-    expect(page.locator("#filebrowser")).to_be_hidden()
-    page.locator('.jp-SideBar.jp-mod-right [data-id="nb2prod-panel"]').click()
-    panel = page.locator("#nb2prod-panel")
-    expect(panel).to_be_visible()
+    cells, panel = open_notebook(page, lab)
     expect(panel.locator(".jp-nb2prod-summary")).to_contain_text("error(s)")
     expect(panel.locator("textarea[name=gates]")).to_have_value("roc_auc >= 0.70")
 
@@ -231,6 +258,8 @@ def test_tag_from_the_toolbar_watch_the_panel_and_build(
     tag = panel.locator(".jp-nb2prod-tag")
     ended = panel.locator(".jp-nb2prod-tag, .jp-nb2prod-build-error")
     expect(ended).to_be_visible(timeout=900_000)
+    if not tag.is_visible():
+        page.screenshot(path=lab["tmp"] / "build-failed.png")
     assert tag.is_visible(), (
         f"The build failed: {panel.locator('.jp-nb2prod-result').inner_text()}\n"
         f"{panel.locator('.jp-nb2prod-log').inner_text()}"
