@@ -17,6 +17,156 @@ from pandera.errors import SchemaError, SchemaErrors
 _CONSEQUENCE = ("TypeError(", "ValueError(")
 _COLUMN_CHECKS = ("column_in_dataframe", "column_in_schema")
 
+# The fast path: requests of up to FAST_PATH_MAX_ROWS rows are checked in plain Python against
+# a plan compiled once per schema, then built into the frame Pandera would have returned. It
+# only ever accepts: a value whose type or check it is not sure of (a null where none is
+# allowed, a bool in an int column, NaN, a failed check, a missing or extra key) sends the whole
+# request to Pandera, which decides and reports. A schema with anything the plan does not model
+# (custom or frame-wide checks, uniqueness, regex columns, other dtypes) always goes to Pandera.
+FAST_PATH_MAX_ROWS = 1000
+_EXACT_INT = 2**53  # beyond this, numpy compares int64 with floats inexactly: leave it to Pandera
+_COMPARE = {
+    "greater_than_or_equal_to": lambda s: lambda v, m=s["min_value"]: v >= m,
+    "greater_than": lambda s: lambda v, m=s["min_value"]: v > m,
+    "less_than_or_equal_to": lambda s: lambda v, m=s["max_value"]: v <= m,
+    "less_than": lambda s: lambda v, m=s["max_value"]: v < m,
+    "equal_to": lambda s: lambda v, m=s["value"]: v == m,
+    "not_equal_to": lambda s: lambda v, m=s["value"]: v != m,
+    "in_range": lambda s: (
+        lambda v, lo=s["min_value"], hi=s["max_value"], a=s.get("include_min", True), b=s.get("include_max", True): (
+            (v >= lo if a else v > lo) and (v <= hi if b else v < hi)
+        )
+    ),
+    "isin": lambda s: lambda v, allowed=frozenset(s["allowed_values"]): v in allowed,
+    "notin": lambda s: lambda v, forbidden=frozenset(s["forbidden_values"]): v not in forbidden,
+}
+
+
+def _int_value(v: Any) -> Any:
+    return v if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT else _UNSURE
+
+
+def _float_value(v: Any) -> Any:
+    if type(v) is float:
+        return v if math.isfinite(v) else _UNSURE
+    return float(v) if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT else _UNSURE
+
+
+def _str_value(v: Any) -> Any:
+    return v if type(v) is str else _UNSURE
+
+
+_UNSURE = object()
+# dtype name -> (JSON value to the exact Python value Pandera's coercion gives, numpy dtype, null)
+_DTYPES = {
+    "int64": (_int_value, np.int64, _UNSURE),
+    "float64": (_float_value, np.float64, np.nan),
+    "str": (_str_value, object, None),
+}
+
+
+class FastPath:
+    """A schema compiled to plain-Python checks; ``None`` from a call means "ask Pandera"."""
+
+    def __init__(self, columns: list[str], plan: list[tuple[str, Any, Any, Any, list]]) -> None:
+        self.columns, self.plan, self.keys = columns, plan, set(columns)
+
+    @classmethod
+    def compile(cls, schema: Any, columns: list[str]) -> FastPath | None:
+        """The plan for ``schema``, or None when it holds anything the plan does not model."""
+        simple = (
+            type(schema).__name__ == "DataFrameSchema"
+            and not schema.checks
+            and not schema.parsers
+            and schema.index is None
+            and not schema.unique
+            and not schema.ordered
+            and not schema.add_missing_columns
+            and not schema.drop_invalid_rows
+            and schema.strict in (True, False)
+            and set(schema.columns) == set(columns)
+            and len(columns) == len(set(columns))
+        )
+        if not simple:
+            return None
+        plan = []
+        for name in columns:
+            col = schema.columns[name]
+            dtype = _DTYPES.get(str(col.dtype))
+            if (
+                dtype is None
+                or col.regex
+                or col.unique
+                or col.parsers
+                or not col.required
+                or col.default is not None
+                or col.drop_invalid_rows
+                or not (schema.coerce or col.coerce)
+            ):
+                return None
+            tests = []
+            for check in col.checks:
+                make = _COMPARE.get(check.name)
+                # A built-in check is a dispatcher over Pandera's own functions of that name; a
+                # custom check, even one named like a built-in, is a plain function.
+                registry = getattr(check._check_fn, "_function_registry", None) or {}
+                builtin = bool(registry) and all(
+                    fn.__module__.startswith("pandera.") and fn.__name__ == check.name
+                    for fn in registry.values()
+                )
+                if (
+                    make is None
+                    or not builtin
+                    or not check.ignore_na
+                    or check.raise_warning
+                    or check.groupby is not None
+                ):
+                    return None
+                try:
+                    tests.append(make(check.statistics))
+                except (KeyError, TypeError):
+                    return None
+            convert, np_dtype, null = dtype
+            plan.append((name, convert, np_dtype, null if col.nullable else _UNSURE, tests))
+        return cls(columns, plan)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> pd.DataFrame | None:
+        """The validated frame, or None when Pandera must decide."""
+        keys = self.keys
+        for row in rows:
+            if type(row) is not dict or row.keys() != keys:
+                return None
+        data = {}
+        for name, convert, np_dtype, null, tests in self.plan:
+            values = []
+            for row in rows:
+                raw = row[name]
+                if raw is None:
+                    if null is _UNSURE:
+                        return None
+                    values.append(null)
+                    continue
+                value = convert(raw)
+                if value is _UNSURE:
+                    return None
+                for test in tests:
+                    if not test(value):
+                        return None
+                values.append(value)
+            data[name] = np.array(values, dtype=np_dtype)
+        return pd.DataFrame(data, columns=self.columns)
+
+
+_COMPILED: dict[int, tuple[Any, FastPath | None]] = {}
+
+
+def fast_path(schema: Any, columns: list[str]) -> FastPath | None:
+    """The compiled fast path of ``schema`` (compiled on first use, then cached)."""
+    key = id(schema)
+    if key not in _COMPILED or _COMPILED[key][0] is not schema:
+        _COMPILED[key] = (schema, FastPath.compile(schema, columns))
+    return _COMPILED[key][1]
+
 
 def json_value(value: Any) -> Any:
     """A failure value as plain JSON: numpy scalars unwrapped, NaN as null."""
@@ -26,9 +176,9 @@ def json_value(value: Any) -> Any:
         return None
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if pd.isna(value):
+    if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
-    return str(value)
+    return str(value)  # a list or an object sent where a value belongs
 
 
 def _failures(exc: SchemaError | SchemaErrors, positions: pd.Index) -> list[dict[str, Any]]:
@@ -58,13 +208,19 @@ def _failures(exc: SchemaError | SchemaErrors, positions: pd.Index) -> list[dict
 
 
 def validate(
-    schema: Any, rows: list[dict[str, Any]], columns: list[str]
+    schema: Any, rows: list[dict[str, Any]], columns: list[str], *, fast: bool = True
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Validate request rows lazily; return the coerced frame, or every failure found.
 
-    Rows that fail dtype coercion are set aside and the rest validated again, so one bad
-    type does not hide range or category failures in other rows.
+    Small requests try the fast path first (``fast=False`` skips it). Rows that fail dtype
+    coercion are set aside and the rest validated again, so one bad type does not hide range
+    or category failures in other rows.
     """
+    if fast and 0 < len(rows) <= FAST_PATH_MAX_ROWS:
+        plan = fast_path(schema, columns)
+        frame = plan(rows) if plan is not None else None
+        if frame is not None:
+            return frame, []
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=columns)
     frame.index = pd.RangeIndex(len(frame))
     positions = frame.index
