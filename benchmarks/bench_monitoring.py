@@ -18,10 +18,14 @@ import argparse
 import json
 import os
 import resource
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -187,7 +191,9 @@ def bench_sink(out: Path, calls: int = 20000) -> dict[str, Any]:
 
     from nb2prod.codegen import render
 
-    code = render("sink.py.jinja", {"header": "bench", "name": "bench", "version": "v1", "log_max_mb": 64})
+    code = render(
+        "sink.py.jinja", {"header": "bench", "name": "bench", "version": "v1", "log_max_mb": 64}
+    )
     path = out / "bench_sink.py"
     path.write_text(code)
     spec = importlib.util.spec_from_file_location("bench_sink", path)
@@ -196,7 +202,10 @@ def bench_sink(out: Path, calls: int = 20000) -> dict[str, Any]:
     row = frame(1, seed=3).drop(columns="prediction")
     prediction = np.array([1])
     results = {}
-    for label, directory in (("writable", out / "logs"), ("unwritable", out / "bench_sink.py" / "x")):
+    for label, directory in (
+        ("writable", out / "logs"),
+        ("unwritable", out / "bench_sink.py" / "x"),
+    ):
         sink = module.Sink(str(directory), 64 * 2**20, "v1")
         took = []
         for _ in range(calls):
@@ -217,37 +226,58 @@ def bench_sink(out: Path, calls: int = 20000) -> dict[str, Any]:
     return results
 
 
+@contextmanager
+def served(tag: str, log_dir: str, out: Path) -> Iterator[str]:
+    """``bentoml serve tag`` on a free loopback port with ``NB2PROD_LOG_DIR=log_dir``."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bentoml = Path(sys.executable).parent / "bentoml"
+    cmd = [str(bentoml), "serve", tag, "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "NB2PROD_LOG_DIR": log_dir, "BENTOML_DO_NOT_TRACK": "true"}
+    with open(out / f"serve-{port}.log", "w") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
 def bench_served(tag: str, out: Path, requests: int = 400) -> dict[str, Any]:
     """Single-row /predict latency with logging off and on (same bento, sequential calls)."""
     import httpx
     import numpy as np
 
-    from benchmarks.servers import bentoml_command, running
-
-    body = {
-        "rows": [
-            {
-                "tenure_months": 12,
-                "monthly_charges": 70.5,
-                "contract": "month-to-month",
-                "payment_method": "card",
-                "support_calls": 1,
-            }
-        ]
+    row = {
+        "tenure_months": 12,
+        "monthly_charges": 70.5,
+        "contract": "month-to-month",
+        "payment_method": "card",
+        "support_calls": 1,
     }
-    results = {}
+    results: dict[str, Any] = {}
     for label, log_dir in (("logging_off", "off"), ("logging_on", str(out / "served-logs"))):
-        env = {"NB2PROD_LOG_DIR": log_dir}
-        with running(lambda port: bentoml_command(tag, port), log_dir=out, env=env) as server:
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                for _ in range(50):
-                    client.post("/predict", json=body)
-                took = []
-                for _ in range(requests):
-                    start = time.perf_counter()
-                    response = client.post("/predict", json=body)
-                    took.append((time.perf_counter() - start) * 1000)
-                    response.raise_for_status()
+        with served(tag, log_dir, out) as base, httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(50):
+                client.post("/predict", json={"rows": [row]})
+            took = []
+            for _ in range(requests):
+                start = time.perf_counter()
+                client.post("/predict", json={"rows": [row]}).raise_for_status()
+                took.append((time.perf_counter() - start) * 1000)
         results[label] = {
             "requests": requests,
             "p50_ms": float(np.percentile(took, 50)),

@@ -246,6 +246,10 @@ def monitor(
             reference[PREDICTION] = pd.read_parquet(found.src / FOLDER / PREDICTIONS)[PREDICTION]
             inputs = inputs.reset_index(drop=True)
             inputs[PREDICTION] = predictions
+            try:  # CSV and JSON may turn labels into other types; NaN rows (proba logs) stay
+                inputs[PREDICTION] = inputs[PREDICTION].astype(reference[PREDICTION].dtype)
+            except (TypeError, ValueError):
+                pass
         try:
             snapshot = _report(found, with_prediction).run(
                 _dataset(inputs, config, with_prediction),
