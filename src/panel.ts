@@ -6,7 +6,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { fill, h } from './dom';
-import { ICheckReport, IFinding, IJob, post, requestAPI } from './request';
+import { ICheckReport, IFinding, IJob, post, RequestError, requestAPI } from './request';
 import { ROLES, roleOf } from './roles';
 import { SettingsForm } from './settings';
 
@@ -72,7 +72,7 @@ export class Nb2prodPanel extends Widget {
     this._buildButton.disabled = !panel || this._building;
     this.render();
     if (panel) {
-      void panel.context.ready.then(() => this.check());
+      void panel.context.ready.then(() => Promise.all([this.check(), this.resume(panel)]));
     }
   }
 
@@ -110,18 +110,45 @@ export class Nb2prodPanel extends Widget {
     if (!panel || this._building) {
       return;
     }
+    await this.building(async () => {
+      await panel.context.save();
+      try {
+        const started = await post<{ id: string }>('build', {
+          path: panel.context.path,
+          params: this.params()
+        });
+        await this.follow(started.id);
+      } catch (error) {
+        // Already building (another tab, or before a reload): follow that build instead.
+        const running = error instanceof RequestError && error.status === 409;
+        if (!running || typeof error.body.job !== 'string') {
+          throw error;
+        }
+        await this.follow(error.body.job);
+      }
+    });
+  }
+
+  /** Follow a build of `panel`'s notebook that is still running (after a page reload). */
+  private async resume(panel: NotebookPanel): Promise<void> {
+    const path = encodeURIComponent(panel.context.path);
+    const { jobs } = await requestAPI<{ jobs: IJob[] }>(`jobs?path=${path}`).catch(() => ({
+      jobs: [] as IJob[]
+    }));
+    const running = jobs.find(job => job.state === 'queued' || job.state === 'running');
+    if (running && panel === this._panel && !this._building) {
+      await this.building(() => this.follow(running.id));
+    }
+  }
+
+  private async building(work: () => Promise<void>): Promise<void> {
     this._building = true;
     this._buildButton.disabled = true;
     fill(this._result);
     fill(this._log);
     this.renderStages(null);
     try {
-      await panel.context.save();
-      const started = await post<{ id: string }>('build', {
-        path: panel.context.path,
-        params: this.params()
-      });
-      await this.follow(started.id);
+      await work();
     } catch (error) {
       fill(
         this._result,
