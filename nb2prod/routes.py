@@ -58,7 +58,10 @@ class _Handler(APIHandler):
         if not isinstance(raw, str) or not raw.strip():
             raise RouteError('The request needs "path", the notebook path relative to the root.')
         root = self.root
-        path = Path(root, raw.lstrip("/")).resolve()
+        try:
+            path = Path(root, raw.lstrip("/")).resolve()
+        except (OSError, ValueError):  # a NUL byte, a symlink loop
+            raise RouteError(f"{raw!r} is not a usable notebook path.") from None
         if not path.is_relative_to(root):
             raise RouteError(f"{raw} is outside the Jupyter server root.", http_status=403)
         rel = path.relative_to(root).as_posix()

@@ -112,6 +112,7 @@ async def test_every_route_refuses_requests_without_the_token(
         ("diabetes.py", 400),
         ("missing.ipynb", 404),
         ("", 400),
+        ("nb\x00.ipynb", 400),
     ],
 )
 @pytest.mark.parametrize("route", ["check", "build"])
