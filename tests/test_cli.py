@@ -77,8 +77,9 @@ def test_unknown_parameter_is_refused_before_training(tmp_path: Path) -> None:
 def test_p_takes_name_and_value_pairs(monkeypatch) -> None:
     seen = {}
 
-    def fake_build(notebook, params, *, out_dir, progress):
+    def fake_build(notebook, params, *, out_dir, progress, gate):
         seen.update(params)
+        assert gate is True  # the property gate runs unless --no-gate
         raise __import__("nb2prod.errors").errors.GateFailed("stop here")
 
     import sys
@@ -89,3 +90,18 @@ def test_p_takes_name_and_value_pairs(monkeypatch) -> None:
     )
     assert result.exit_code == 1 and "stop here" in result.stderr
     assert seen == {"threshold": 0.25, "seed": 7}
+
+
+def test_no_gate_reaches_the_build(monkeypatch) -> None:
+    seen = {}
+
+    def fake_build(notebook, params, *, out_dir, progress, gate):
+        seen["gate"] = gate
+        raise __import__("nb2prod.errors").errors.GateFailed("stop here")
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["nb2prod.build"], "build", fake_build)
+    result = runner.invoke(app, ["build", str(CHECK / "clean.ipynb"), "--no-gate"])
+    assert result.exit_code == 1 and "stop here" in result.stderr
+    assert seen == {"gate": False}
