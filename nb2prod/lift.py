@@ -23,7 +23,9 @@ from nb2prod.training import TrainingResult
 
 # Packages every bento needs at serve time, whatever the notebook imports.
 BASE_PACKAGES = ("bentoml", "pandas", "numpy", "pandera", "pyarrow")
-SERVING = {"max_batch_size": 64, "max_latency_ms": 2000, "timeout": 30, "max_concurrency": 512}
+# Serving settings, measured in docs/performance.md: batches of up to max_batch_rows rows from
+# concurrent requests, one OpenMP thread per model call, 429 past max_concurrency requests.
+SERVING = {"max_batch_rows": 20_000, "model_threads": 1, "timeout": 30, "max_concurrency": 256}
 MAX_ROWS = 10_000
 
 

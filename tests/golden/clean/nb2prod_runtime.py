@@ -247,3 +247,73 @@ def validate(
         break
     failures.sort(key=lambda f: (f["row"] is not None, f["row"] or 0, str(f["column"])))
     return frame, failures
+
+
+class Batcher:
+    """Coalesces the frames of concurrent requests into one model call, in this process.
+
+    While one batch runs (in a worker thread, so the event loop keeps parsing and validating),
+    the requests that arrive queue up; the next call takes them all, up to ``max_rows`` rows.
+    A lone request never waits for company. ``run`` maps a list of frames to one answer each.
+    """
+
+    def __init__(self, run: Any, max_rows: int, threads: int = 1) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.run, self.max_rows = run, max_rows
+        self.queue: list[tuple[pd.DataFrame, Any]] = []
+        self.busy = False
+        self.executor = ThreadPoolExecutor(
+            1, "nb2prod-model", initializer=_limit_threads, initargs=(threads,)
+        )
+
+    async def __call__(self, frame: pd.DataFrame) -> Any:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.queue.append((frame, future))
+        if not self.busy:
+            self.busy = True
+            loop.create_task(self._drain())
+        return await future
+
+    def _take(self) -> list[tuple[pd.DataFrame, Any]]:
+        count, rows = 1, len(self.queue[0][0])
+        while count < len(self.queue) and rows + len(self.queue[count][0]) <= self.max_rows:
+            rows += len(self.queue[count][0])
+            count += 1
+        taken, self.queue = self.queue[:count], self.queue[count:]
+        return taken
+
+    async def _drain(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        try:
+            while self.queue:
+                batch = self._take()
+                try:
+                    answers = await loop.run_in_executor(
+                        self.executor, self.run, [f for f, _ in batch]
+                    )
+                except Exception as exc:  # every caller of this batch gets the error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), answer in zip(batch, answers):
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            self.busy = False
+
+
+def _limit_threads(threads: int) -> None:
+    # Batching gives the parallelism; OpenMP threads per call only contend for the same cores.
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass

@@ -14,7 +14,7 @@ import bentoml
 import numpy as np
 import pandas as pd
 
-from nb2prod_runtime import validate
+from nb2prod_runtime import Batcher, validate
 from nb2prod_sink import sink
 from lifted.schema import Raw
 from lifted.features import features as entrypoint
@@ -33,18 +33,19 @@ def _load(model_ref: Any) -> Any:
         return pickle.load(fh)
 
 
-@bentoml.service(
-    name="clean-model",
-    workers=1,
-    traffic={"timeout": 30},
-)
 class CleanModel:
-    """Runs the lifted feature entry point and the model on adaptively batched frames."""
+    """Runs the lifted feature entry point and the model on adaptively batched frames.
+
+    Batching happens in the API process: concurrent requests' frames go into one call, with
+    no second process to pickle frames to (docs/performance.md has the measurements).
+    """
 
     model_ref = bentoml.models.BentoModel("clean-model:<version>")
 
     def __init__(self) -> None:
         self.model = _load(self.model_ref)
+        self.predict = Batcher(lambda frames: self._run("predict", frames), 20000, 1)
+        self.predict_proba = Batcher(lambda frames: self._run("predict_proba", frames), 20000, 1)
 
     def _run(self, method: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:
         # One request's frame per item: BentoML batches requests, not rows, so each frame
@@ -54,23 +55,18 @@ class CleanModel:
         bounds = np.cumsum([0] + [len(f) for f in frames])
         return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
-    def predict(self, frames: list) -> list:
-        return self._run("predict", frames)
-
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=2000)
-    def predict_proba(self, frames: list) -> list:
-        return self._run("predict_proba", frames)
-
 
 @bentoml.service(
     name="clean",
-    traffic={"timeout": 30, "max_concurrency": 512},
+    traffic={"timeout": 30, "max_concurrency": 256},
 )
 class Clean:
     """clean: trained from clean.ipynb; see /metadata for the schema and manifest."""
 
-    model = bentoml.depends(CleanModel)
+    model_ref = CleanModel.model_ref  # ships the model in the bento
+
+    def __init__(self) -> None:
+        self.model = CleanModel()
 
     def _reject(self, ctx: bentoml.Context, status: int, message: str, failures: list) -> dict:
         ctx.response.status_code = status
@@ -100,7 +96,7 @@ class Clean:
             return rejected
         if frame.empty:
             return {"predictions": [], "model_version": MODEL_VERSION}
-        (predictions,) = await self.model.to_async.predict([frame])
+        predictions = await self.model.predict(frame)
         sink.log("predict", frame, predictions, ["prediction"])  # queued; never raises
         return {"predictions": predictions.tolist(), "model_version": MODEL_VERSION}
 
@@ -114,7 +110,7 @@ class Clean:
             return rejected
         if frame.empty:
             return {"probabilities": [], "classes": [0, 1], "model_version": MODEL_VERSION}
-        (proba,) = await self.model.to_async.predict_proba([frame])
+        proba = await self.model.predict_proba(frame)
         sink.log("predict_proba", frame, proba, ["proba_0", "proba_1"])  # queued; never raises
         return {
             "probabilities": proba.tolist(),
