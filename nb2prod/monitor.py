@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2prod.errors import MonitorError
-from nb2prod.monitor_inputs import Bento, open_bento, read_current
+from nb2prod.monitor_inputs import Bento, open_bento, read_current, store_model
 from nb2prod.monitoring import (
     EVIDENTLY,
     FOLDER,
@@ -233,7 +233,8 @@ def monitor(
         proba = None
         if PREDICTION in frame.columns and frame[PREDICTION].notna().any():
             predictions = frame[PREDICTION].to_numpy()
-        elif found.model_file is not None:
+        elif (model := found.model_file or store_model(found.manifest["model_tag"])) is not None:
+            found.model_file = model
             predictions, proba = _predict(found, lifted, inputs)
         else:
             predictions = None

@@ -49,7 +49,8 @@ def _finish(src: Path, model_file: Path | None) -> Bento:
     return Bento(src, manifest, config, model_file)
 
 
-def _store_model(tag: str) -> Path | None:
+def store_model(tag: str) -> Path | None:
+    """The model file of ``tag`` in the BentoML store, or None (looked up only when needed)."""
     try:
         import bentoml
 
@@ -73,8 +74,6 @@ def open_bento(target: str | Path) -> Iterator[Bento]:
             raise MonitorError(f"{path} is not a build directory: it has no nb2prod.json.")
         model = src.parent / "train" / "model.pkl"
         bento = _finish(src, model if model.is_file() else None)
-        if bento.model_file is None:
-            bento.model_file = _store_model(bento.manifest["model_tag"])
         yield bento
         return
     if path.is_file():
@@ -104,9 +103,7 @@ def open_bento(target: str | Path) -> Iterator[Bento]:
             f"No bento `{target}`: it is not a build directory, a .bento file or a tag in the "
             "BentoML store (bentoml list)."
         ) from exc
-    bento = _finish(Path(found.path_of("src")), None)
-    bento.model_file = _store_model(bento.manifest["model_tag"])
-    yield bento
+    yield _finish(Path(found.path_of("src")), None)
 
 
 def _read_logs(files: list[Path]) -> Any:

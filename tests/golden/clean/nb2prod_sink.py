@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ENV_DIR = "NB2PROD_LOG_DIR"
 ENV_MAX_MB = "NB2PROD_LOG_MAX_MB"
 DEFAULT_DIR = "~/.local/share/nb2prod/logs/clean"
@@ -174,12 +176,10 @@ class Sink:
         outputs: Any,
         columns: list[str],
     ) -> str:
-        import pandas as pd
-
-        out = pd.DataFrame(
-            outputs.reshape(len(frame), -1) if outputs.ndim > 1 else outputs[:, None],
-            columns=columns,
-        )
+        out = np.asarray(outputs)
+        out = out.reshape(len(frame), -1) if out.ndim > 1 else out[:, None]
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            out = np.where(np.isfinite(out), out, None)  # JSON has no NaN: null
         head = json.dumps(
             {
                 "request_id": request_id,
@@ -192,9 +192,11 @@ class Sink:
                 "rows": len(frame),
             }
         )
-        inputs = frame.to_json(orient="split", index=False, date_format="iso")
-        preds = out.to_json(orient="split", index=False)
-        return f'{head[:-1]}, "inputs": {inputs}, "outputs": {preds}}}\n'
+        names = json.dumps([str(c) for c in frame.columns])
+        rows = frame.to_json(orient="values", date_format="iso")  # C path; "split" is Python
+        preds = json.dumps({"columns": columns, "data": out.tolist()}, default=_plain)
+        inputs = '{"columns": ' + names + ', "data": ' + rows + "}"
+        return head[:-1] + ', "inputs": ' + inputs + ', "outputs": ' + preds + "}\n"
 
     def _close_file(self) -> None:
         if self._file is not None:
@@ -233,6 +235,11 @@ class Sink:
             except OSError:
                 continue
             total -= size
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (in object arrays) as Python values; anything else as its string."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 sink = Sink.from_env("<version>")
