@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ class Property:
     @property
     def doc(self) -> str:
         return f"{self.words[0].upper()}{self.words[1:]}: {self.promise}"
+
+    @property
+    def docstring(self) -> str:
+        """The test's docstring body: the property's name, then its promise, indented."""
+        body = textwrap.wrap(self.promise[0].upper() + self.promise[1:], 92)
+        return "\n    ".join([f"{self.words[0].upper()}{self.words[1:]}.", "", *body, ""])
 
 
 # In order of diagnosis: when several fail, the first is the cause the report leads with
@@ -379,11 +386,16 @@ def plan(
     reference = pd.read_parquet(reference_file)
     names = [*reference.columns, *(c for c in schema.columns if c not in reference.columns)]
     columns = [_column(n, schema.columns.get(n), reference) for n in names]
+    for column in columns:
+        nulls = "; with nulls" if column["nullable"] else ""
+        column["comment"] = textwrap.wrap(
+            f"{column['name']}: {column['why']}{nulls}", 94, break_on_hyphens=False
+        )
     cell = entrypoint_cell(report)
     where = f"cell {cell.index} (id {cell.id})" if cell else "no features cell"
     skipped = {k: settings.skip[k] for k in BY_KEY if k in settings.skip}
     context = {
-        "doc": {p.key: p.doc for p in PROPERTIES},
+        "doc": {p.key: p.docstring for p in PROPERTIES},
         "skip": {p.key: skipped.get(p.key) for p in PROPERTIES},
         "columns": columns,
         "filter": _filter_reasons(schema),

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, Phase, assume, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra import pandas as pdst
@@ -181,7 +180,11 @@ def serve(rows: list[dict]) -> np.ndarray:
 @PROPERTY_SETTINGS
 @given(frame=input_frames())
 def test_no_crash(frame):
-    """No crash: the entry point accepts every frame the input schema accepts, including single rows, empty frames and nulls where the schema allows them."""
+    """No crash.
+
+    The entry point accepts every frame the input schema accepts, including single rows, empty
+    frames and nulls where the schema allows them.
+    """
     show(frame)
     for part in (frame, frame.iloc[:1], frame.iloc[:0]):
         entrypoint(part.copy())
@@ -190,7 +193,10 @@ def test_no_crash(frame):
 @PROPERTY_SETTINGS
 @given(frame=input_frames())
 def test_input_untouched(frame):
-    """Input untouched: the entry point does not change the caller's frame."""
+    """Input untouched.
+
+    The entry point does not change the caller's frame.
+    """
     show(frame)
     before = frame.copy(deep=True)
     entrypoint(frame)
@@ -201,7 +207,10 @@ def test_input_untouched(frame):
 @PROPERTY_SETTINGS
 @given(frame=input_frames())
 def test_rows_kept(frame):
-    """Rows kept: the entry point returns as many rows as it gets, in the same order, with the same index."""
+    """Rows kept.
+
+    The entry point returns as many rows as it gets, in the same order, with the same index.
+    """
     show(frame)
     out = entrypoint(frame.copy())
     assert len(out) == len(frame), f"the entry point returned {len(out)} rows for {len(frame)}"
@@ -215,7 +224,10 @@ def test_rows_kept(frame):
 @PROPERTY_SETTINGS
 @given(frame=input_frames(min_rows=1))
 def test_deterministic(frame):
-    """Deterministic: the same input frame always gives the same output."""
+    """Deterministic.
+
+    The same input frame always gives the same output.
+    """
     show(frame)
     first, second = entrypoint(frame.copy()), entrypoint(frame.copy())
     changed = difference(second, first, exact=True)
@@ -225,7 +237,11 @@ def test_deterministic(frame):
 @PROPERTY_SETTINGS
 @given(frame=input_frames(min_rows=2))
 def test_row_independence(frame):
-    """Row independence: each row's features are the same alone as in a batch: no batch statistics, which adaptive batching would turn into wrong answers."""
+    """Row independence.
+
+    Each row's features are the same alone as in a batch: no batch statistics, which adaptive
+    batching would turn into wrong answers.
+    """
     show(frame)
     batch = entrypoint(frame.copy())
     for i in range(len(frame)):
@@ -240,7 +256,11 @@ def test_row_independence(frame):
 @PROPERTY_SETTINGS
 @given(frame=input_frames(min_rows=1))
 def test_output_contract(frame):
-    """Output contract: the output passes the output schema (when one is declared) and the model takes it, giving one finite prediction per row."""
+    """Output contract.
+
+    The output passes the output schema (when one is declared) and the model takes it, giving
+    one finite prediction per row.
+    """
     show(frame)
     out = entrypoint(frame.copy())
     try:
@@ -258,7 +278,11 @@ def test_output_contract(frame):
 @PROPERTY_SETTINGS
 @given(frame=input_frames(min_rows=2))
 def test_service_batch_invariance(frame):
-    """Service batch invariance: predicting rows in one request equals predicting them one by one, through the service's own validate -> features -> model path."""
+    """Service batch invariance.
+
+    Predicting rows in one request equals predicting them one by one, through the service's own
+    validate -> features -> model path.
+    """
     show(frame)
     rows = json_rows(frame)
     together = serve(rows)
