@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2prod import bento as store
-from nb2prod import monitoring
+from nb2prod import cache, monitoring
 from nb2prod.analysis import analyze
 from nb2prod.codegen import write
 from nb2prod.errors import CheckFailed, GateFailed, PropertyFailed, TrainingError
@@ -146,6 +146,16 @@ def build(
             if finding.severity == "warning":
                 log.warning("%s", finding.message)
         read_property_settings(nb)  # a bad nb2prod.properties fails before training
+        cache_key = cache.key(nb, params or {}, gate=gate)
+        hit = cache.lookup(out_dir, cache_key)
+    if hit is not None:  # unchanged: reuse the bento, skip training (nb2prod/cache.py)
+        for stage in STAGES[1:]:
+            if gate or stage != "test":
+                with _stage(progress, stage):
+                    pass
+        paths = {"bento_path": Path(hit["bento_path"]), "build_dir": Path(hit["build_dir"])}
+        fields = {k: hit[k] for k in ("tag", "version", "metrics", "gates")}
+        return BuildResult(**fields, **paths, cached=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{nb.settings.name}-", dir=out_dir))
     created: list[tuple[str, str]] = []
@@ -193,7 +203,7 @@ def build(
             keep_failed(exc, work, out_dir / f"{nb.settings.name}.failed")
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return BuildResult(
+    result = BuildResult(
         tag=lifted.tag,
         version=lifted.version,
         metrics=training.metrics,
@@ -202,3 +212,5 @@ def build(
         gates=gates,
         cached=cached,
     )
+    cache.record(out_dir, cache_key, result, lifted.manifest["model_tag"])
+    return result
