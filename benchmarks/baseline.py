@@ -1,0 +1,35 @@
+"""The baseline: the FastAPI + joblib server the guides show, with nb2prod's lifted features.
+
+No validation, one uvicorn worker. ``NB2PROD_BASELINE_SRC`` is a bento's ``src/`` (for the
+lifted feature code) and ``NB2PROD_BASELINE_MODEL`` the ``joblib.dump``-ed model.
+Run: ``uvicorn benchmarks.baseline:app``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import joblib
+import pandas as pd
+from fastapi import Body, FastAPI
+
+sys.path.insert(0, os.environ["NB2PROD_BASELINE_SRC"])
+from lifted import features as _features
+
+ENTRYPOINT = getattr(_features, os.environ.get("NB2PROD_BASELINE_ENTRYPOINT", "features"), None)
+model = joblib.load(os.environ["NB2PROD_BASELINE_MODEL"])
+app = FastAPI(title="baseline")
+
+
+@app.get("/readyz")
+def readyz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/predict")
+def predict(rows: Annotated[list[dict[str, Any]], Body(embed=True)]) -> dict[str, Any]:
+    frame = pd.DataFrame(rows)
+    inputs = ENTRYPOINT(frame) if ENTRYPOINT else frame
+    return {"predictions": model.predict(inputs).tolist()}

@@ -1,0 +1,199 @@
+"""Hardening checks against a served bento: load, fuzzing, SIGTERM, overload, no network.
+
+Each returns plain data; ``tests/test_hardening.py`` runs them bounded and asserts on the
+result, ``python -m benchmarks`` runs them full size and records the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.load import LoadResult, load
+from benchmarks.servers import Server
+
+OVERLOAD_STATUS = 429  # traffic.max_concurrency answers at once; see docs/performance.md
+
+
+def load_check(
+    url: str, payloads: list[Any], *, requests: int, concurrency: int = 64
+) -> LoadResult:
+    """``requests`` POSTs to ``/predict`` at ``concurrency``; the caller asserts 0 errors."""
+    return load(f"{url}/predict", payloads, requests=requests, concurrency=concurrency)
+
+
+def schemathesis_check(url: str, *, examples: int) -> dict[str, Any]:
+    """Generated cases (valid and invalid) for every operation of the bento's own OpenAPI.
+
+    Counts the cases, the 5xx answers, and the 4xx answers whose body is not a JSON object.
+    """
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{url}/docs.json")
+    operations = [op.ok() for op in schema.get_all_operations()]
+    per_operation = max(1, examples // (2 * len(operations)))
+    seen: Counter = Counter()
+    bad: list[str] = []
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @settings(
+                max_examples=per_operation,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                response = case.call(base_url=url, timeout=60)
+                status = response.status_code
+                seen[f"{status // 100}xx"] += 1
+                label = f"{case.method} {case.path} -> {status}"
+                if status >= 500:
+                    bad.append(f"{label}: {response.text[:200]}")
+                elif status >= 400 and not _json_object(response):
+                    bad.append(f"{label} without a JSON body: {response.text[:200]}")
+
+            run()
+    return {
+        "operations": len(operations),
+        "cases": sum(seen.values()),
+        "statuses": dict(seen),
+        "server_errors": seen["5xx"],
+        "problems": bad[:20],
+        "problem_count": len(bad),
+    }
+
+
+def _json_object(response: Any) -> bool:
+    try:
+        return isinstance(json.loads(response.content), (dict, list))
+    except ValueError:
+        return False
+
+
+async def _sigterm(url: str, body: bytes, server: Server, after: int, concurrency: int) -> dict:
+    import aiohttp
+
+    outcomes: Counter = Counter()
+    dropped: list[str] = []
+    done = asyncio.Event()
+    sent = 0
+    signalled = asyncio.Event()
+    # One connection per request, so a failure is about that request and not a stale socket.
+    connector = aiohttp.TCPConnector(force_close=True, limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            nonlocal sent
+            sent += 1
+            try:
+                async with session.post(
+                    f"{url}/predict", data=body, headers={"content-type": "application/json"}
+                ) as resp:
+                    payload = await resp.read()
+                    json.loads(payload)  # a cut-off body would not parse
+                    outcomes[str(resp.status)] += 1
+            except aiohttp.ClientConnectorError:
+                outcomes["refused"] += 1  # never accepted: the server had stopped listening
+                done.set()
+            except (aiohttp.ClientError, ValueError, asyncio.TimeoutError) as exc:
+                outcomes["dropped"] += 1
+                dropped.append(f"{type(exc).__name__}: {exc}")
+            if sum(outcomes.values()) >= after and not signalled.is_set():
+                signalled.set()
+                os.kill(server.proc.pid, signal.SIGTERM)
+
+        async def worker() -> None:
+            while not done.is_set():
+                await one()
+
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 120)
+    return {"outcomes": dict(outcomes), "dropped": dropped[:10], "sent": sent}
+
+
+def sigterm_check(server: Server, body: dict, *, after: int = 200, concurrency: int = 16) -> dict:
+    """Load ``server``, SIGTERM it after ``after`` answers; every accepted request must finish.
+
+    A request either gets a whole response or is refused at connect (the server had stopped
+    listening). ``dropped`` counts the ones cut off in between, and must be 0.
+    """
+    data = json.dumps(body).encode()
+    result = asyncio.run(_sigterm(server.url, data, server, after, concurrency))
+    result["exit_code"] = server.proc.wait(timeout=90)
+    return result
+
+
+def overload_check(url: str, body: dict, *, concurrency: int, requests: int) -> dict:
+    """Far more concurrent requests than the server allows: each is answered, none hangs."""
+    result = load(f"{url}/predict", [body], requests=requests, concurrency=concurrency, timeout=60)
+    return {**result.to_dict(), "statuses": result.statuses}
+
+
+def offline_check(target: str, body: dict, env: dict[str, str] | None = None) -> dict:
+    """Serve ``target`` inside a new network namespace that has only loopback; predict once.
+
+    Needs root (``unshare -n``). The server and the client both live in the namespace, so
+    nothing can leave the machine; the answer is the JSON this module prints in there.
+    """
+    script = (
+        "ip link set lo up && exec "
+        f"{sys.executable} -m benchmarks.hardening offline {json.dumps(target)} "
+        f"{json.dumps(json.dumps(body))}"
+    )
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"ok": False, "returncode": proc.returncode, "stderr": proc.stderr[-2000:]}
+    return {"ok": True, **json.loads(lines[-1])}
+
+
+def _offline_main(target: str, body: str) -> None:
+    """Inside the namespace: serve, check there is no route out, predict, stop."""
+    import socket
+    import tempfile
+    import urllib.request
+
+    from benchmarks.servers import bentoml_command, running
+
+    try:
+        socket.create_connection(("192.0.2.1", 80), timeout=2)  # TEST-NET-1: must not route
+        reachable = True
+    except OSError:
+        reachable = False
+    start = time.monotonic()
+    with running(lambda p: bentoml_command(target, p), log_dir=Path(tempfile.mkdtemp())) as srv:
+        ready_s = time.monotonic() - start
+        request = urllib.request.Request(
+            f"{srv.url}/predict", body.encode(), {"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            status, answer = resp.status, json.loads(resp.read())
+    print(
+        json.dumps({"status": status, "answer": answer, "ready_s": ready_s, "outside": reachable})
+    )
+
+
+if __name__ == "__main__":  # python -m benchmarks.hardening offline TARGET BODY
+    if sys.argv[1:2] == ["offline"]:
+        _offline_main(sys.argv[2], sys.argv[3])
