@@ -112,14 +112,14 @@ def running_lab(tmp: Path, *args: str) -> Iterator[dict]:
     with (tmp / "lab.log").open("w") as log:
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 240
             while True:
                 assert proc.poll() is None, (tmp / "lab.log").read_text()
                 try:
                     urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
                     break
                 except OSError:
-                    assert time.monotonic() < deadline, "jupyter lab did not start in 90 s"
+                    assert time.monotonic() < deadline, "jupyter lab did not start in 240 s"
                     time.sleep(0.5)
             yield {"url": url, "token": token, "root": root, "tmp": tmp}
         finally:
