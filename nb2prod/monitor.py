@@ -104,6 +104,8 @@ def _validated(frame: Any, bento: Bento, schema: Any, source: str) -> Any:
     reference = _reference(bento)
     inputs = frame[columns].copy()
     for column in columns:  # logs and CSV lose dtypes; cast back where the values allow it
+        if inputs[column].dtype == reference[column].dtype:
+            continue
         try:
             inputs[column] = inputs[column].astype(reference[column].dtype)
         except (TypeError, ValueError):
