@@ -48,8 +48,8 @@ class CleanModel:
         self.predict_proba = Batcher(lambda frames: self._run("predict_proba", frames), 20000, 1)
 
     def _run(self, method: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:
-        # One request's frame per item: BentoML batches requests, not rows, so each frame
-        # keeps its validated dtypes and the answer is split back per request.
+        # One request's frame per item: each keeps its validated dtypes, and the answer is
+        # split back per request.
         batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         out = np.asarray(getattr(self.model, method)(entrypoint(batch)))
         bounds = np.cumsum([0] + [len(f) for f in frames])
