@@ -246,7 +246,7 @@ def test_tag_from_the_toolbar_watch_the_panel_and_build(
     # Then the panel shows the whole pipeline and no problems
     expect(panel.locator(".jp-nb2prod-summary")).to_contain_text("No problems", timeout=15_000)
     expect(panel.locator(".jp-nb2prod-finding")).to_have_count(0)
-    cells.nth(1).locator(".jp-InputPrompt").click()
+    cells.nth(8).locator(".jp-InputPrompt").click()  # the skip, schema and features chips
     page.screenshot(path=IMAGES / "jupyterlab-roles.png")
 
     # When Build is clicked
@@ -267,6 +267,7 @@ def test_tag_from_the_toolbar_watch_the_panel_and_build(
     expect(panel.locator(".jp-nb2prod-step.jp-mod-done")).to_have_count(5)
     expect(panel.locator(".jp-nb2prod-file-link", has_text="service.py")).to_be_visible()
     expect(panel.locator(".jp-nb2prod-log")).to_contain_text("[bento] done")
+    panel.evaluate("node => { node.scrollTop = node.scrollHeight; }")  # the result, in view
     page.screenshot(path=IMAGES / "jupyterlab-build.png")
     ui_tag = tag.inner_text().strip()
     assert ui_tag.startswith("churn:")
