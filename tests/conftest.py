@@ -29,6 +29,8 @@ BIN = Path(sys.executable).parent
 _HOME = Path(tempfile.mkdtemp(prefix="nb2prod-bentoml-"))
 os.environ["BENTOML_HOME"] = str(_HOME)
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+# Served bentos log requests; keep the logs of tests out of the home directory.
+os.environ.setdefault("NB2PROD_LOG_DIR", str(_HOME / "prediction-logs"))
 
 
 @pytest.fixture(scope="session", autouse=True)
