@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata as md
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,14 @@ def _entry(out_dir: Path, cache_key: str) -> Path:
     return out_dir / CACHE_DIR / f"{cache_key}.json"
 
 
+def _in_store(kind: str, tag: str) -> bool:
+    # The store is a directory tree; looking there first spares the 2 s import of bentoml.
+    name, _, version = tag.partition(":")
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    folder, marker = ("bentos", "bento.yaml") if kind == "bento" else ("models", "model.yaml")
+    return (home / folder / name / version / marker).is_file() or store.exists(kind, tag)
+
+
 def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
     """The recorded build for ``cache_key``, if all that it made is still in place."""
     path = _entry(out_dir, cache_key)
@@ -117,8 +126,8 @@ def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
     fresh = (
         version == entry["version"]
         and Path(entry["bento_path"]).is_file()
-        and store.exists("bento", entry["tag"])
-        and store.exists("model", entry["model_tag"])
+        and _in_store("bento", entry["tag"])
+        and _in_store("model", entry["model_tag"])
     )
     if not fresh:
         log.info("cache entry %s is stale; building", path.name)

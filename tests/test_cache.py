@@ -101,7 +101,7 @@ def test_an_unchanged_rebuild_is_a_hit_and_a_missing_bento_is_not(churn, monkeyp
     [entry] = (out / cache.CACHE_DIR).glob("*.json")
 
     # Anything the hit relies on that has gone means a real build, never a stale answer.
-    monkeypatch.setattr(cache.store, "exists", lambda kind, tag: kind != "bento")
+    monkeypatch.setattr(cache, "_in_store", lambda kind, tag: kind != "bento")
     assert cache.lookup(out, entry.stem) is None
     assert not entry.exists()
 
