@@ -98,7 +98,8 @@ def test_an_unchanged_rebuild_is_a_hit_and_a_missing_bento_is_not(churn, monkeyp
     assert again.cached and again.tag == churn.tag
     assert again.metrics == churn.result.metrics and again.bento_path == churn.result.bento_path
     assert "train:done" in stages  # the same progress lines as a full build
-    [entry] = (out / cache.CACHE_DIR).glob("*.json")
+    entry = out / cache.CACHE_DIR / f"{key_of(ROOT / 'notebooks' / 'churn.ipynb')}.json"
+    assert entry.exists()
 
     # Anything the hit relies on that has gone means a real build, never a stale answer.
     monkeypatch.setattr(cache, "_in_store", lambda kind, tag: kind != "bento")
