@@ -120,7 +120,8 @@ def test_contract_notebook_builds_and_serves(tmp_path: Path) -> None:
     built = Built(result)
     rows = records(built.reference().head(40))
     expected = built.notebook_predictions()["prediction"].to_numpy()[:40]
-    with serve(str(result.bento_path)) as base:  # serve the exported .bento file itself
+    assert result.bento_path.exists()
+    with serve(result.tag) as base:
         response = _predict(base, rows)
         extra = _predict(base, [dict(rows[0], vintage=1999)])
     assert response.status_code == 200, response.text
