@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.metadata as md
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import Any
 
 from nb2prod import __version__
 from nb2prod import bento as store
-from nb2prod.lift import BASE_PACKAGES, templates_sha256
+from nb2prod.lift import BASE_PACKAGES, pin, templates_sha256
 from nb2prod.notebook import Notebook
 
 log = logging.getLogger(__name__)
@@ -49,15 +48,7 @@ def _modules_and_strings(nb: Notebook) -> tuple[set[str], set[str]]:
 
 
 def _packages(modules: set[str]) -> list[str]:
-    dists = md.packages_distributions()
-    pins = set()
-    for module in modules - set(sys.stdlib_module_names):
-        for dist in dists.get(module, [module]):
-            try:
-                pins.add(f"{dist.lower()}=={md.version(dist)}")
-            except md.PackageNotFoundError:
-                continue
-    return sorted(pins)
+    return pin(modules)
 
 
 def _data_files(nb: Notebook, strings: set[str]) -> dict[str, str]:

@@ -52,7 +52,10 @@ def header(notebook: str) -> str:
 
 
 def class_name(name: str) -> str:
-    return "".join(p.capitalize() for p in name.replace("-", "_").replace(".", "_").split("_")) or "Model"
+    return (
+        "".join(p.capitalize() for p in name.replace("-", "_").replace(".", "_").split("_"))
+        or "Model"
+    )
 
 
 def _cells(report: CheckReport, cells: list) -> list[dict[str, str]]:
@@ -95,10 +98,15 @@ def packages(report: CheckReport, training: TrainingResult) -> list[str]:
             roots |= {_root(n) for n in _imported_modules(cell.source)}
         except SyntaxError:
             continue
+    return pin(roots)
+
+
+def pin(modules: set[str]) -> list[str]:
+    """``name==version`` for the installed distributions behind top-level ``modules``."""
     dists = md.packages_distributions()
     pins = set()
-    for root in roots - set(sys.stdlib_module_names):
-        for dist in dists.get(root, [root]):
+    for module in modules - set(sys.stdlib_module_names):
+        for dist in dists.get(module, [module]):
             try:
                 pins.add(f"{dist.lower()}=={md.version(dist)}")
             except md.PackageNotFoundError:
@@ -249,7 +257,10 @@ def lift(
         "max_rows": MAX_ROWS,
         **SERVING,
         "nb2prod_version": __version__,
-        "labels": {"nb2prod.notebook_sha256": nb.sha256[:16], "nb2prod.lifted_sha256": lifted_sha[:16]},
+        "labels": {
+            "nb2prod.notebook_sha256": nb.sha256[:16],
+            "nb2prod.lifted_sha256": lifted_sha[:16],
+        },
         "include": ["*.py", "lifted/*.py", "nb2prod.json", "tests/*.py", "monitoring/*"],
         "packages": pins,
         "properties": props.context,

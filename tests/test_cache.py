@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import shutil
 from pathlib import Path
@@ -65,9 +66,9 @@ def test_the_key_changes_with_a_data_file_the_notebook_names(notebook) -> None:
 
 def test_the_key_changes_with_package_versions(notebook, monkeypatch) -> None:
     before = key_of(notebook)
-    real = cache.md.version
+    real = md.version
     monkeypatch.setattr(
-        cache.md, "version", lambda d: "999.0" if d.lower() == "scikit-learn" else real(d)
+        md, "version", lambda d: "999.0" if d.lower() == "scikit-learn" else real(d)
     )
     assert key_of(notebook) != before
 
