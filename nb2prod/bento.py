@@ -19,6 +19,18 @@ def _quiet_bentoml() -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 
+def _store_env() -> dict[str, str]:
+    """The environment for a ``bentoml`` subprocess, pointed at this process's store.
+
+    BentoML reads ``BENTOML_HOME`` once, on first use; the model was saved there. A process
+    whose environment changed since (a Jupyter server, a test) would otherwise build against
+    another store and not find the model.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return {**os.environ, "BENTOML_HOME": str(BentoMLContainer.bentoml_home.get())}
+
+
 def exists(kind: str, tag: str) -> bool:
     """Whether ``tag`` is in the local model (``kind="model"``) or bento store."""
     import bentoml
@@ -90,7 +102,7 @@ def build(src: Path, version: str) -> str:
         "tag",
         "--quiet",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_store_env())
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise BentoError(

@@ -86,3 +86,15 @@ def test_check_errors_stop_the_build_before_training(tmp_path: Path) -> None:
 
 def test_store_stays_in_the_temporary_home() -> None:
     assert "nb2prod-bentoml-" in os.environ["BENTOML_HOME"]
+
+
+def test_bentoml_build_uses_the_store_the_model_was_saved_to(monkeypatch, tmp_path: Path) -> None:
+    from nb2prod import bento
+
+    # Given bentoml already in use (it read BENTOML_HOME once), then the variable changing,
+    # as it can in a long-lived Jupyter server
+    home = os.environ["BENTOML_HOME"]
+    bento.exists("model", "absent:1")
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "elsewhere"))
+    # Then the `bentoml build` subprocess is still pointed at the store in use
+    assert bento._store_env()["BENTOML_HOME"] == home

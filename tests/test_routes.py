@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -175,10 +174,8 @@ async def test_a_failed_build_reports_the_cli_message(jp_fetch, root: Path) -> N
 @pytest.mark.e2e
 @pytest.mark.timeout(600)
 async def test_a_build_job_runs_to_its_end_and_a_second_build_gets_409(
-    jp_fetch, root: Path, tmp_path: Path, monkeypatch
+    jp_fetch, root: Path
 ) -> None:
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
     # Given a build of a real notebook, started through the route
     started = await post(jp_fetch, "build", {"path": "diabetes.ipynb", "params": {"alpha": "0.5"}})
     assert started.code == 202
@@ -205,7 +202,6 @@ async def test_a_build_job_runs_to_its_end_and_a_second_build_gets_409(
     assert tail["log"] == job["log"][-1:]
     listed = answer(await jp_fetch("nb2prod", "jobs", params={"path": "diabetes.ipynb"}))
     assert [j["id"] for j in listed["jobs"]] == [job_id]
-    assert os.environ["BENTOML_HOME"] == str(tmp_path / "bentoml")
 
 
 async def test_a_cookie_session_must_send_the_xsrf_token(

@@ -136,6 +136,23 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield lab
 
 
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """Stand in for pytest-jupyter's autouse fixtures (test_routes loads that plugin).
+
+    Their teardown closes the current event loop and runs a ServerApp cleanup on it; here that
+    loop is the one Playwright's sync API is running, so teardown failed. This module starts
+    its own ``jupyter lab`` in a subprocess and needs neither.
+    """
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    """See ``jp_asyncio_loop``: no in-process ServerApp here to clean up."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     assert Path(CHROMIUM).exists(), (
