@@ -27,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 PLOT = ROOT / "docs" / "images" / "performance.png"
 NOTEBOOK = ROOT / "notebooks" / "churn.ipynb"
 CONCURRENCY = (1, 8, 32, 64)
+ROUNDS = 5  # each serving case is split into this many rounds, servers taking turns
 TARGETS = {
     "throughput_c32": ("bento req/s ÷ baseline req/s at concurrency 32", ">=", 2.0),
     "p50_c1": ("bento p50 ÷ baseline p50 at concurrency 1", "<=", 1.5),
@@ -132,7 +133,7 @@ def bench_serving(tag: str, src: Path, model_file: Path, payloads: list, scale: 
     """Bento and baselines up at once; each concurrency runs on each, one after the other."""
     from contextlib import ExitStack
 
-    from benchmarks.load import load
+    from benchmarks.load import load, merge
     from benchmarks.servers import bentoml_command, running, uvicorn_command
 
     env = {
@@ -159,8 +160,15 @@ def bench_serving(tag: str, src: Path, model_file: Path, payloads: list, scale: 
             load(f"{url}/predict", payloads, requests=200, concurrency=8)
         for c in CONCURRENCY:
             n = max(50, int((600 if c == 1 else 2000) * scale))
-            for name, url in urls.items():
-                r = load(f"{url}/predict", payloads, requests=n, concurrency=c)
+            # Interleaved rounds: a change in the machine's background load during the case
+            # falls on every server alike, instead of on whichever ran at that moment.
+            rounds: dict[str, list] = {name: [] for name in urls}
+            for _ in range(ROUNDS):
+                for name, url in urls.items():
+                    part = load(f"{url}/predict", payloads, requests=n // ROUNDS, concurrency=c)
+                    rounds[name].append(part)
+            for name in urls:
+                r = merge(rounds[name])
                 results[name][str(c)] = r.to_dict()
                 print(
                     f"  serving {name:17} c={c:<3} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.1f} ms"

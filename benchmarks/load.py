@@ -44,6 +44,26 @@ class LoadResult:
         return {**out, "rps": self.rps, "rows_per_s": self.rows_per_s}
 
 
+def merge(results: list[LoadResult]) -> LoadResult:
+    """One result from several runs at the same concurrency (rounds interleaved with others)."""
+    statuses: Counter = Counter()
+    for r in results:
+        statuses.update(r.statuses)
+    latencies = [ms for r in results for ms in r.latencies_ms]
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        concurrency=results[0].concurrency,
+        rows_per_request=results[0].rows_per_request,
+        seconds=sum(r.seconds for r in results),
+        statuses=dict(statuses),
+        errors=sum(r.errors for r in results),
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        latencies_ms=latencies,
+        failures=[f for r in results for f in r.failures],
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by nearest rank; 0.0 for no values."""
     if not values:

@@ -13,6 +13,8 @@ from typing import Any
 import bentoml
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
+from starlette.responses import JSONResponse
 
 from nb2prod_runtime import Batcher, validate
 from nb2prod_sink import sink
@@ -26,6 +28,21 @@ INPUT_SCHEMA = Raw.to_schema()  # built once, at import
 INPUT_COLUMNS = ["x", "color"]
 MAX_ROWS = 10000
 INVALID_STATUS = 422
+
+
+class Predictions(BaseModel):
+    """The answer of /predict: one prediction per input row, in the order sent."""
+
+    predictions: list[Any]
+    model_version: str
+
+
+class Probabilities(BaseModel):
+    """The answer of /predict_proba: one row of class probabilities per input row."""
+
+    probabilities: list[list[float]]
+    classes: list[Any]
+    model_version: str
 
 
 def _load(model_ref: Any) -> Any:
@@ -68,9 +85,12 @@ class Clean:
     def __init__(self) -> None:
         self.model = CleanModel()
 
-    def _reject(self, ctx: bentoml.Context, status: int, message: str, failures: list) -> dict:
-        ctx.response.status_code = status
-        return {"error": message, "failures": failures, "model_version": MODEL_VERSION}
+    def _reject(
+        self, ctx: bentoml.Context, status: int, message: str, failures: list
+    ) -> JSONResponse:
+        ctx.response.status_code = status  # BentoML sets the response's status from the context
+        body = {"error": message, "failures": failures, "model_version": MODEL_VERSION}
+        return JSONResponse(body, status_code=status)
 
     def _validated(self, rows: list[dict[str, Any]], ctx: bentoml.Context):
         if len(rows) > MAX_ROWS:
@@ -89,34 +109,35 @@ class Clean:
         return frame, None
 
     @bentoml.api
-    async def predict(self, rows: list[dict[str, Any]], ctx: bentoml.Context) -> dict[str, Any]:
+    async def predict(self, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Predictions:
         """Predict for a list of row objects; invalid rows get a 422 listing every failure."""
         frame, rejected = self._validated(rows, ctx)
         if rejected is not None:
             return rejected
         if frame.empty:
-            return {"predictions": [], "model_version": MODEL_VERSION}
+            return Predictions(predictions=[], model_version=MODEL_VERSION)
         predictions = await self.model.predict(frame)
         sink.log("predict", frame, predictions, ["prediction"])  # queued; never raises
-        return {"predictions": predictions.tolist(), "model_version": MODEL_VERSION}
+        # Built from plain Python values that already have the declared types: no re-validation.
+        return Predictions.model_construct(
+            predictions=predictions.tolist(), model_version=MODEL_VERSION
+        )
 
     @bentoml.api
     async def predict_proba(
         self, rows: list[dict[str, Any]], ctx: bentoml.Context
-    ) -> dict[str, Any]:
+    ) -> Probabilities:
         """Class probabilities per row, columns in the order of ``classes``."""
         frame, rejected = self._validated(rows, ctx)
         if rejected is not None:
             return rejected
         if frame.empty:
-            return {"probabilities": [], "classes": [0, 1], "model_version": MODEL_VERSION}
+            return Probabilities(probabilities=[], classes=[0, 1], model_version=MODEL_VERSION)
         proba = await self.model.predict_proba(frame)
         sink.log("predict_proba", frame, proba, ["proba_0", "proba_1"])  # queued; never raises
-        return {
-            "probabilities": proba.tolist(),
-            "classes": [0, 1],
-            "model_version": MODEL_VERSION,
-        }
+        return Probabilities.model_construct(
+            probabilities=proba.tolist(), classes=[0, 1], model_version=MODEL_VERSION
+        )
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> dict[str, Any]:
