@@ -296,7 +296,7 @@ def table(r: dict[str, Any]) -> str:
         target = TARGETS.get(key)
         bound = f"{target[1]} {target[2]}" if target else ""
         held = {True: "yes", False: "**no**"}.get(r["verdicts"].get(key), "")
-        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
         lines.append(f"| {key} | {shown} | {bound} | {held} |")
     return "\n".join(lines)
 
