@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["build", "check", "train", "Nb2ProdError", "__version__"]
-
-from nb2prod.errors import Nb2ProdError
+__all__ = ["Nb2ProdError", "__version__", "build", "check", "train"]
 
 # Light imports: heavy dependencies are imported inside the functions that use them.
 # `build` is bound here, eagerly, so that `nb2prod.build` is the function and not the module.
 from nb2prod.analysis import check
 from nb2prod.build import build
+from nb2prod.errors import Nb2ProdError
 from nb2prod.training import train
 
 

@@ -403,5 +403,13 @@ def check(path: str | Path) -> CheckReport:
 
     Returns:
         The report; ``report.ok`` is false when any finding is an error.
+
+    Raises:
+        NotebookError: the notebook cannot be read, or a setting is malformed (a bad
+            ``nb2prod.properties`` is caught here, not after training).
     """
-    return analyze(read(path))
+    from nb2prod.properties import read_settings
+
+    nb = read(path)
+    read_settings(nb)
+    return analyze(nb)

@@ -85,7 +85,9 @@ def check_gates(gates: dict[str, str], metrics: dict[str, float], notebook: str)
             )
         value = metrics[metric]
         passed = _OPS[op](value, limit)
-        results.append({"metric": metric, "value": value, "bound": f"{op} {limit:g}", "passed": passed})
+        results.append(
+            {"metric": metric, "value": value, "bound": f"{op} {limit:g}", "passed": passed}
+        )
         if not passed:
             raise GateFailed(
                 f"{notebook}: metric gate failed: {metric} = {value:.4g}, which is not {op} {limit:g}.",

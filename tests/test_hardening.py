@@ -51,9 +51,7 @@ def test_generated_requests_get_no_5xx_and_every_rejection_a_json_body(served) -
 
 
 def test_sigterm_under_load_finishes_every_accepted_request(churn, tmp_path) -> None:
-    command = lambda port: bentoml_command(
-        churn.tag, port, "--timeout-graceful-shutdown", "30"
-    )
+    command = lambda port: bentoml_command(churn.tag, port, "--timeout-graceful-shutdown", "30")
     with running(command, log_dir=tmp_path) as server:
         result = hardening.sigterm_check(server, payloads(churn, 1)[0], after=100)
     outcomes = result["outcomes"]

@@ -80,6 +80,19 @@ def test_bad_settings_are_named(properties: dict, message: str) -> None:
     assert str(failed.value).startswith("clean.ipynb: notebook setting nb2prod.properties")
 
 
+def test_check_names_a_bad_setting_before_any_training(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nb2prod.cli import app
+
+    notebook = with_properties(tmp_path, {"skip": {"determinstic": "seeded elsewhere"}})
+    result = CliRunner().invoke(app, ["check", str(notebook)])
+    assert result.exit_code == 1
+    assert "nb2prod.properties.skip names `determinstic`" in result.stderr
+    assert "(did you mean deterministic?)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def reference(tmp_path: Path) -> Path:
     import pandas as pd
 
