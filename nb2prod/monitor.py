@@ -18,6 +18,7 @@ from nb2prod.monitoring import (
     PREDICTIONS,
     REFERENCE,
     load_lifted,
+    outcomes,
     quality,
     schema_failures,
 )
@@ -53,6 +54,7 @@ class MonitorResult:
     quality: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     html: str | None = None
+    quality_html: str | None = None
     json: str | None = None
 
     @property
@@ -89,6 +91,7 @@ class MonitorResult:
             "quality": self.quality,
             "notes": self.notes,
             "html": self.html,
+            "quality_html": self.quality_html,
         }
 
 
@@ -264,7 +267,11 @@ def monitor(
                 f"Evidently could not compare {current} with the reference: {exc}."
             ) from exc
         rows, prediction, share, dataset_drift = summarize(summary, config)
-        scores = quality(frame, target, predictions, proba, config) if target else []
+        known = outcomes(frame, target, predictions, proba, config) if target else None
+        scores = quality(known, config) if known is not None else []
+        quality_snapshot = None
+        if known is not None and html is not None:
+            quality_snapshot = _quality_report(known, config, str(current))
         result = MonitorResult(
             tag=found.manifest["tag"],
             current=str(current),
@@ -278,16 +285,63 @@ def monitor(
             quality=scores,
             notes=notes,
         )
-        _write(result, snapshot, html, json_out)
+        _write(result, snapshot, html, json_out, quality_snapshot)
     return result
 
 
-def _write(result: MonitorResult, snapshot: Any, html: Path | None, json_out: Path | None) -> None:
+def _quality_report(known: Any, config: dict[str, Any], current: str) -> Any:
+    """Evidently's classification or regression preset on the rows whose outcome is known."""
+    from evidently import (
+        BinaryClassification,
+        DataDefinition,
+        Dataset,
+        MulticlassClassification,
+        Regression,
+        Report,
+    )
+    from evidently.presets import ClassificationPreset, RegressionPreset
+
+    if config["task"] == "regression":
+        task = {"regression": [Regression(target="target", prediction=PREDICTION)]}
+        preset, columns = RegressionPreset(), {"numerical_columns": ["target", PREDICTION]}
+    else:
+        classes = config.get("classes") or []
+        probas = "proba" if "proba" in known else None
+        if len(classes) == 2:
+            kind = BinaryClassification(
+                target="target",
+                prediction_labels=PREDICTION,
+                prediction_probas=probas,
+                pos_label=classes[1],
+            )
+        else:
+            kind = MulticlassClassification(target="target", prediction_labels=PREDICTION)
+        task = {"classification": [kind]}
+        preset, columns = ClassificationPreset(), {"categorical_columns": ["target", PREDICTION]}
+    try:
+        definition = DataDefinition(**task, **columns)
+        return Report([preset]).run(Dataset.from_pandas(known, data_definition=definition), None)
+    except Exception as exc:
+        raise MonitorError(f"Evidently could not score the outcomes in {current}: {exc}.") from exc
+
+
+def _write(
+    result: MonitorResult,
+    snapshot: Any,
+    html: Path | None,
+    json_out: Path | None,
+    quality_snapshot: Any = None,
+) -> None:
     try:
         if html is not None:
             Path(html).parent.mkdir(parents=True, exist_ok=True)
             snapshot.save_html(str(html))
             result.html = str(html)
+            if quality_snapshot is not None:
+                # Evidently scores quality on current data only: the reference has no outcomes.
+                path = Path(html).with_name(f"{Path(html).stem}.quality.html")
+                quality_snapshot.save_html(str(path))
+                result.quality_html = str(path)
         if json_out is not None:
             Path(json_out).parent.mkdir(parents=True, exist_ok=True)
             result.json = str(json_out)
@@ -341,6 +395,6 @@ def print_result(console: Any, result: MonitorResult) -> None:
         )
     else:
         console.print(f"[green]no drift[/]: {share}")
-    for path in (result.html, result.json):
+    for path in (result.html, result.quality_html, result.json):
         if path:
             console.print(f"wrote {path}")

@@ -347,15 +347,16 @@ def _scores(y: Any, predictions: Any, proba: Any, config: dict[str, Any]) -> dic
     return {k: float(v) for k, v in scores.items()}
 
 
-def quality(
-    frame: Any, target: str, predictions: Any, proba: Any, config: dict[str, Any]
-) -> list[dict]:
-    """Quality on current data where ``target`` is known, next to the training metrics and gates.
+def outcomes(frame: Any, target: str, predictions: Any, proba: Any, config: dict[str, Any]) -> Any:
+    """The rows of ``frame`` whose ``target`` is known: columns target, prediction, proba.
+
+    ``proba`` (the positive class's, for a binary classifier) is there when it is known.
 
     Raises:
         MonitorError: there are no predictions, or no row has a known target.
     """
     import numpy as np
+    import pandas as pd
 
     if predictions is None:
         raise MonitorError(
@@ -368,17 +369,21 @@ def quality(
             f"--target {target}: no row of the current data has a value in `{target}`."
         )
     classes = config.get("classes") or []
-    positive = None
-    if proba is not None and len(classes) == 2:
-        positive = np.asarray(proba)[:, 1]
-    elif f"proba_{classes[-1] if classes else ''}" in frame.columns:
-        positive = frame[f"proba_{classes[-1]}"].to_numpy()
     y = frame[target].to_numpy()[known]
     if config["task"] == "classification" and classes:
         y = y.astype(np.asarray(classes).dtype, copy=False)
-    scores = _scores(
-        y, np.asarray(predictions)[known], None if positive is None else positive[known], config
-    )
+    out = pd.DataFrame({"target": y, PREDICTION: np.asarray(predictions)[known]})
+    if proba is not None and len(classes) == 2:
+        out["proba"] = np.asarray(proba)[known, 1]
+    elif f"proba_{classes[-1] if classes else ''}" in frame.columns:
+        out["proba"] = frame[f"proba_{classes[-1]}"].to_numpy()[known]
+    return out
+
+
+def quality(known: Any, config: dict[str, Any]) -> list[dict]:
+    """Quality on the ``outcomes`` rows, next to the training metrics and the gates."""
+    positive = known["proba"].to_numpy() if "proba" in known else None
+    scores = _scores(known["target"].to_numpy(), known[PREDICTION].to_numpy(), positive, config)
     gates = {g["metric"]: g["bound"] for g in config.get("gates", [])}
     training = config.get("metrics", {})
     rows = []

@@ -204,13 +204,21 @@ def test_shifted_data_exits_1_naming_exactly_the_shifted_columns(
     assert html.stat().st_size > 10_000
 
 
-def test_target_adds_quality_next_to_training_metrics(churn: Any, data: Path) -> None:
-    result = monitor(churn.result.build_dir, data / "fresh.parquet", target="churned")
+def test_target_adds_quality_next_to_training_metrics(
+    churn: Any, data: Path, tmp_path: Path
+) -> None:
+    html = tmp_path / "fresh.html"
+    result = monitor(churn.result.build_dir, data / "fresh.parquet", target="churned", html=html)
     scores = {q["metric"]: q for q in result.quality}
     assert set(churn.manifest["metrics"]) <= set(scores)
     assert scores["roc_auc"]["training"] == churn.manifest["metrics"]["roc_auc"]
     assert scores["roc_auc"]["current"] > 0.7 and scores["roc_auc"]["gate_passed"] is True
     assert result.exit_code == 0
+    # And Evidently's own quality report is written beside the drift report
+    assert result.quality_html == str(tmp_path / "fresh.quality.html")
+    page = Path(result.quality_html).read_text()
+    assert "RocAuc" in page or "ROC AUC" in page
+    assert result.to_dict()["quality_html"] == result.quality_html
 
 
 def test_monitor_takes_a_bento_file_or_a_store_tag(churn: Any, data: Path) -> None:
