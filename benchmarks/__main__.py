@@ -44,7 +44,7 @@ def records(frame: Any) -> list[dict[str, Any]]:
 
 def timed_build(out: Path) -> dict[str, Any]:
     """``nb2prod.build`` with the time of each stage."""
-    from nb2prod.build import build
+    from nb2prod.builder.pipeline import build
 
     stages: dict[str, float] = {}
     started: dict[str, float] = {}

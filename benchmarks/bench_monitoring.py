@@ -67,8 +67,8 @@ def frame(rows: int, seed: int, shift: float = 0.0) -> Any:
 def make_build(root: Path) -> Path:
     """A build directory for the synthetic model, monitoring attached by nb2prod itself."""
     from nb2prod import monitoring
-    from nb2prod.codegen import write
-    from nb2prod.lift import manifest_file
+    from nb2prod.builder.codegen import write
+    from nb2prod.builder.lift import manifest_file
 
     src = root / "src"
     (src / "lifted").mkdir(parents=True)
@@ -113,7 +113,7 @@ def child(kind: str, build: Path, current: Path, out: Path) -> dict[str, Any]:
     import evidently  # noqa: F401 - import cost is not what is measured
     import pandas as pd
 
-    from nb2prod.monitor import monitor
+    from nb2prod.monitoring.run import monitor
 
     result: dict[str, Any] = {"kind": kind, "rss_before_mb": peak_mb()}
     if kind == "nb2prod":
@@ -185,28 +185,20 @@ def bench_monitor(rows: int, out: Path) -> dict[str, Any]:
 
 def bench_sink(out: Path, calls: int = 20000) -> dict[str, Any]:
     """Per-call cost of ``sink.log()`` (the only work logging adds to a request)."""
-    import importlib.util
-
     import numpy as np
 
-    from nb2prod.codegen import render
+    from nb2prod.serving.sink import Sink  # the module every bento ships as nb2prod_sink.py
 
-    code = render(
-        "sink.py.jinja", {"header": "bench", "name": "bench", "version": "v1", "log_max_mb": 64}
-    )
-    path = out / "bench_sink.py"
-    path.write_text(code)
-    spec = importlib.util.spec_from_file_location("bench_sink", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    blocker = out / "bench_sink.blocker"
+    blocker.write_text("a file, so its child cannot be a directory")
     row = frame(1, seed=3).drop(columns="prediction")
     prediction = np.array([1])
     results = {}
     for label, directory in (
         ("writable", out / "logs"),
-        ("unwritable", out / "bench_sink.py" / "x"),
+        ("unwritable", blocker / "x"),
     ):
-        sink = module.Sink(str(directory), 64 * 2**20, "v1")
+        sink = Sink(str(directory), 64 * 2**20, "bench", "v1")
         took = []
         for _ in range(calls):
             start = time.perf_counter_ns()

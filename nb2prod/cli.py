@@ -14,7 +14,8 @@ import click
 import typer
 from typer.core import TyperCommand
 
-from nb2prod import __version__
+from nb2prod._version import __version__
+from nb2prod.console import console as _console
 from nb2prod.errors import Nb2ProdError
 
 app = typer.Typer(
@@ -58,12 +59,6 @@ ParamsFileOpt = Annotated[
 
 def _pairs(raw: list[str] | None) -> list[tuple[str, str]]:
     return [tuple(ast.literal_eval(item)) for item in raw or []]
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def _run(call: Callable[[], Any]) -> Any:
@@ -115,16 +110,15 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
 ) -> None:
     """Check a notebook statically (no kernel): roles, names, entry point, magics."""
-    from nb2prod.analysis import check as run_check
+    from nb2prod.console import print_findings
+    from nb2prod.notebook.check import check as run_check
 
-    report = _run(lambda: run_check(notebook))
+    checked = _run(lambda: run_check(notebook))
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(json.dumps(checked.to_dict(), indent=2))
     else:
-        from nb2prod.report import print_findings
-
-        print_findings(_console(), report)
-    raise typer.Exit(0 if report.ok else 1)
+        print_findings(_console(), checked)
+    raise typer.Exit(0 if checked.ok else 1)
 
 
 @app.command(cls=_ParamsCommand)
@@ -138,8 +132,8 @@ def train(
     ] = None,
 ) -> None:
     """Train the notebook with papermill (skip cells removed) and keep what it made."""
-    from nb2prod.training import parse_params
-    from nb2prod.training import train as run_train
+    from nb2prod.builder.training import parse_params
+    from nb2prod.builder.training import train as run_train
 
     result = _run(lambda: run_train(notebook, parse_params(_pairs(param), params), out_dir=out))
     console = _console()
@@ -165,9 +159,9 @@ def build(
     ] = False,
 ) -> None:
     """Check, train, lift, test and package the notebook as a BentoML bento."""
-    from nb2prod.build import build as run_build
-    from nb2prod.report import build_progress, print_build
-    from nb2prod.training import parse_params
+    from nb2prod.builder.pipeline import build as run_build
+    from nb2prod.builder.training import parse_params
+    from nb2prod.console import build_progress, print_build
 
     values = _run(lambda: parse_params(_pairs(param), params))
     with build_progress(_console(stderr=True)) as progress:
@@ -182,7 +176,7 @@ def test(
     target: Annotated[
         str,
         typer.Argument(
-            help="A build directory (bentos/churn-<version>) or a bento tag (churn:latest).",
+            help="Build directory (bentos/churn-<version>), .bento file or bento tag (churn:latest).",
             show_default=False,
         ),
     ],
@@ -192,7 +186,7 @@ def test(
     ] = None,
 ) -> None:
     """Run a build's generated tests (properties and parity) on their own."""
-    from nb2prod.testing import run_target
+    from nb2prod.gate.run import run_target
 
     run = _run(lambda: run_target(target, seed=seed))
     skipped = f", {len(run.skipped)} skipped" if run.skipped else ""
@@ -234,11 +228,11 @@ def monitor(
     ] = None,
 ) -> None:
     """Compare current data with the bento's reference; exit 1 on drift, 2 on bad input."""
-    from nb2prod.monitor import monitor as run_monitor
-    from nb2prod.monitor import print_result
+    from nb2prod.console import print_drift
+    from nb2prod.monitoring.run import monitor as run_monitor
 
     result = _run(lambda: run_monitor(bento, current, html=html, json_out=json_out, target=target))
-    print_result(_console(), result)
+    print_drift(_console(), result)
     raise typer.Exit(result.exit_code)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nb2prod.notebook.analysis import Finding
 
 
 class Nb2ProdError(Exception):
@@ -29,10 +32,13 @@ class NotebookError(Nb2ProdError):
 
 
 class CheckFailed(Nb2ProdError):
-    """Static checks found errors; ``findings`` holds them all."""
+    """Static checks found errors; ``findings`` holds them all, the message names the first."""
 
-    def __init__(self, message: str, findings: list[Any]) -> None:
-        super().__init__(message)
+    def __init__(self, findings: list[Finding]) -> None:
+        errors = [f for f in findings if f.severity == "error"]
+        more = len(errors) - 1
+        extra = f" ({more} more error(s): run nb2prod check)" if more else ""
+        super().__init__(errors[0].message + extra)
         self.findings = findings
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,3 +79,30 @@ class BuildInProgress(Nb2ProdError):
     """A build of the same notebook is already running."""
 
     http_status = 409
+
+
+class RequestError(Nb2ProdError):
+    """A request the Jupyter routes refuse before calling the library (bad body, bad path)."""
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class InternalError(Nb2ProdError):
+    """Something failed that no user input explains: a bug in nb2prod, reported as one."""
+
+    http_status = 500
+
+    @classmethod
+    def wrapping(cls, exc: BaseException, where: str) -> InternalError:
+        return cls(
+            f"{where} failed unexpectedly ({type(exc).__name__}: {exc}); "
+            "the Jupyter server log has the traceback."
+        )
+
+
+class BentoNotFound(Nb2ProdError):
+    """A command was given a bento that is not there, or not one nb2prod made."""
+
+    exit_code = 2

@@ -6,17 +6,21 @@ import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { fill, h } from './dom';
-import { ICheckReport, IFinding, IJob, post, RequestError, requestAPI } from './request';
+import { parseParams } from './params';
+import {
+  IBuildStarted,
+  ICheckReport,
+  IFinding,
+  IJob,
+  IJobList,
+  post,
+  RequestError,
+  requestAPI
+} from './request';
 import { ROLES, roleOf } from './roles';
 import { SettingsForm } from './settings';
+import { stageSteps } from './stages';
 
-const STAGES: [string, string][] = [
-  ['check', 'check'],
-  ['train', 'train'],
-  ['lift', 'lift'],
-  ['test', 'property tests'],
-  ['bento', 'bento']
-];
 const POLL_MS = 1000;
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
@@ -113,10 +117,11 @@ export class Nb2prodPanel extends Widget {
     await this.building(async () => {
       await panel.context.save();
       try {
-        const started = await post<{ id: string }>('build', {
+        const started = await post<IBuildStarted>('build', {
           path: panel.context.path,
-          params: this.params()
+          params: parseParams(this._params.value)
         });
+        this.renderStages(started.job);
         await this.follow(started.id);
       } catch (error) {
         // Already building (another tab, or before a reload): follow that build instead.
@@ -129,13 +134,21 @@ export class Nb2prodPanel extends Widget {
     });
   }
 
-  /** Follow a build of `panel`'s notebook that is still running (after a page reload). */
+  /**
+   * Learn the pipeline's stages, showing them pending until a build runs, and follow a
+   * build of `panel`'s notebook that is still running (after a page reload).
+   */
   private async resume(panel: NotebookPanel): Promise<void> {
     const path = encodeURIComponent(panel.context.path);
-    const { jobs } = await requestAPI<{ jobs: IJob[] }>(`jobs?path=${path}`).catch(() => ({
-      jobs: [] as IJob[]
-    }));
-    const running = jobs.find(job => job.state === 'queued' || job.state === 'running');
+    const answer = await requestAPI<IJobList>(`jobs?path=${path}`).catch(() => null);
+    if (!answer) {
+      return;
+    }
+    this._stageLabels = answer.stages ?? this._stageLabels;
+    if (!this._building && !this._stagesShowJob) {
+      this.renderStages(null);
+    }
+    const running = answer.jobs.find(job => job.state === 'queued' || job.state === 'running');
     if (running && panel === this._panel && !this._building) {
       await this.building(() => this.follow(running.id));
     }
@@ -174,17 +187,6 @@ export class Nb2prodPanel extends Widget {
       }
       await sleep(POLL_MS);
     }
-  }
-
-  private params(): Record<string, string> {
-    const params: Record<string, string> = {};
-    for (const line of this._params.value.split('\n')) {
-      const match = /^\s*([A-Za-z_]\w*)\s*[=\s]\s*(.*?)\s*$/.exec(line);
-      if (match) {
-        params[match[1]] = match[2];
-      }
-    }
-    return params;
   }
 
   private notice(message: string): void {
@@ -292,13 +294,17 @@ export class Nb2prodPanel extends Widget {
     this._panel!.content.activate();
   }
 
+  /** The build's steps as the server orders and labels them: `job`'s, else all pending. */
   private renderStages(job: IJob | null): void {
+    if (job?.stage_labels) {
+      this._stageLabels = job.stage_labels;
+    }
+    this._stagesShowJob = job !== null;
     fill(
       this._stages,
-      ...STAGES.map(([stage, label]) => {
-        const state = job?.stages[stage] ?? 'pending';
-        return h('li', { class: `jp-nb2prod-step jp-mod-${state}`, 'data-stage': stage }, label);
-      })
+      ...stageSteps(this._stageLabels, job?.stages).map(({ name, label, state }) =>
+        h('li', { class: `jp-nb2prod-step jp-mod-${state}`, 'data-stage': name }, label)
+      )
     );
   }
 
@@ -358,6 +364,9 @@ export class Nb2prodPanel extends Widget {
   private _report: ICheckReport | null = null;
   private _timer = 0;
   private _building = false;
+  /** The stages' labels in pipeline order, from the server's last answer (none before it). */
+  private _stageLabels: Record<string, string> = {};
+  private _stagesShowJob = false;
   private readonly _form = new SettingsForm();
   private readonly _notice = h('div', { class: 'jp-nb2prod-notice', hidden: '' });
   private readonly _title = h('div', { class: 'jp-nb2prod-notebook' });

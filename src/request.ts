@@ -4,6 +4,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { StageState } from './stages';
+
 /** What to do when the server extension is missing or disabled. */
 export const SERVER_FIX =
   'The nb2prod server extension is not enabled: run `pip install nb2prod` ' +
@@ -103,10 +105,26 @@ export interface IJob {
   notebook: string;
   state: 'queued' | 'running' | 'succeeded' | 'failed';
   stage: string | null;
-  stages: Record<string, 'pending' | 'running' | 'done' | 'failed'>;
+  /** Each stage's state, in pipeline order. */
+  stages: Record<string, StageState>;
+  /** Each stage's label, e.g. `{"test": "property tests"}`. */
+  stage_labels: Record<string, string>;
   log: string[];
   log_offset: number;
   log_length: number;
   result: IBuildResult | null;
   error: { error: string; message: string } | null;
+}
+
+/** The answer of `POST /nb2prod/build`. */
+export interface IBuildStarted {
+  id: string;
+  job: IJob;
+}
+
+/** The answer of `GET /nb2prod/jobs[?path=]`: jobs newest first, and the pipeline's stages. */
+export interface IJobList {
+  jobs: IJob[];
+  /** Each stage's label, in pipeline order, for showing the steps before any build. */
+  stages: Record<string, string>;
 }

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from nb2prod_runtime import Batcher, validate
-from nb2prod_sink import sink
+from nb2prod_sink import Sink
 from lifted.schema import Raw
 from lifted.features import features as entrypoint
 
@@ -28,6 +28,12 @@ INPUT_SCHEMA = Raw.to_schema()  # built once, at import
 INPUT_COLUMNS = ["x", "color"]
 MAX_ROWS = 10000
 INVALID_STATUS = 422
+# Adaptive batching in this process: concurrent requests' frames go into one model call of at
+# most MAX_BATCH_ROWS rows, run with MODEL_THREADS OpenMP threads (docs/performance.md).
+MAX_BATCH_ROWS = 20000
+MODEL_THREADS = 1
+# The prediction log for `nb2prod monitor`; NB2PROD_LOG_DIR and NB2PROD_LOG_MAX_MB override it.
+sink = Sink.from_env("clean", MODEL_VERSION, max_mb=512)
 
 
 class Predictions(BaseModel):
@@ -61,8 +67,12 @@ class CleanModel:
 
     def __init__(self) -> None:
         self.model = _load(self.model_ref)
-        self.predict = Batcher(lambda frames: self._run("predict", frames), 20000, 1)
-        self.predict_proba = Batcher(lambda frames: self._run("predict_proba", frames), 20000, 1)
+        self.predict = Batcher(
+            lambda frames: self._run("predict", frames), MAX_BATCH_ROWS, MODEL_THREADS
+        )
+        self.predict_proba = Batcher(
+            lambda frames: self._run("predict_proba", frames), MAX_BATCH_ROWS, MODEL_THREADS
+        )
 
     def _run(self, method: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:
         # One request's frame per item: each keeps its validated dtypes, and the answer is

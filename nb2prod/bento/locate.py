@@ -1,0 +1,168 @@
+"""Find a bento however it is named (build directory, ``src/``, ``.bento`` file, store tag).
+
+Every command that takes a bento (``nb2prod test``, ``nb2prod monitor``, and the ones to
+come) opens it here, so they all accept the same things and fail with the same words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.errors import BentoNotFound, MonitorError
+
+if TYPE_CHECKING:
+    from pandera.api.pandas.container import DataFrameSchema
+
+log = logging.getLogger(__name__)
+MANIFEST = "nb2prod.json"
+MODEL_FILE = "model.pkl"
+
+
+@dataclass
+class Bento:
+    """A bento's ``src/`` and manifest, and its model file when one is at hand."""
+
+    src: Path
+    manifest: dict[str, Any]
+    model_file: Path | None  # None: the model is in the BentoML store under manifest model_tag
+    kind: str  # "build", "file" or "store"
+
+    @property
+    def tag(self) -> str:
+        return self.manifest.get("tag", str(self.src))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A bento's lifted modules, imported under a private package name."""
+
+    schema_module: ModuleType
+    features_module: ModuleType | None
+    input_schema: DataFrameSchema
+    entrypoint: Any  # the feature function, or None when inputs go straight to the model
+
+
+def _src_dir(path: Path) -> Path | None:
+    for candidate in (path, path / "src"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    return None
+
+
+def _manifest(src: Path) -> dict[str, Any]:
+    return json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+
+
+def store_model(tag: str) -> Path | None:
+    """The model file of ``tag`` in the BentoML store, or None (looked up only when needed)."""
+    try:
+        import bentoml
+
+        return Path(bentoml.models.get(tag).path_of(MODEL_FILE))
+    except Exception:  # not in this store: callers say what they do without it
+        log.debug("model %s not found", tag, exc_info=True)
+        return None
+
+
+@contextmanager
+def open_bento(target: str | Path, *, writable: bool = False) -> Iterator[Bento]:
+    """Open the bento named by ``target``: a build directory or its ``src/``, a ``.bento``
+    file, or a tag in the BentoML store.
+
+    Args:
+        target: the bento, as the user named it.
+        writable: give a ``src/`` that may be written to (a store bento is then copied to a
+            temporary directory first, so nothing lands inside the store).
+
+    Raises:
+        BentoNotFound: nothing of that name exists, or it was not made by nb2prod.
+    """
+    path = Path(target)
+    if path.is_dir():
+        src = _src_dir(path)
+        if src is None:
+            raise BentoNotFound(f"{path} is not a build directory: it has no {MANIFEST}.")
+        model = src.parent / "train" / MODEL_FILE
+        yield Bento(src, _manifest(src), model if model.is_file() else None, "build")
+        return
+    if path.is_file():
+        with tempfile.TemporaryDirectory(prefix="nb2prod-bento-") as tmp:
+            try:
+                with tarfile.open(path) as archive:
+                    archive.extractall(tmp, filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                raise BentoNotFound(f"{path} is not a .bento archive ({exc}).") from exc
+            src = _src_dir(Path(tmp))
+            if src is None:
+                raise BentoNotFound(f"{path} is not a bento made by nb2prod: it has no {MANIFEST}.")
+            models = sorted(Path(tmp).glob(f"models/*/*/{MODEL_FILE}"))
+            yield Bento(src, _manifest(src), models[0] if models else None, "file")
+        return
+    try:
+        import bentoml
+
+        found = bentoml.get(str(target))
+    except Exception as exc:
+        raise BentoNotFound(
+            f"No bento `{target}`: it is not a build directory, a .bento file or a tag in the "
+            "BentoML store (bentoml list)."
+        ) from exc
+    src = Path(found.path_of("src"))
+    if not (src / MANIFEST).is_file():
+        raise BentoNotFound(f"Bento {target} was not made by nb2prod: it has no {MANIFEST}.")
+    if not writable:
+        yield Bento(src, _manifest(src), None, "store")
+        return
+    with tempfile.TemporaryDirectory(prefix="nb2prod-bento-") as tmp:
+        copy = Path(tmp) / "src"
+        shutil.copytree(src, copy)
+        yield Bento(copy, _manifest(copy), None, "store")
+
+
+def load_pipeline(src: Path, manifest: dict[str, Any]) -> Pipeline:
+    """Import ``src/lifted`` as a uniquely named package, so that two bentos never collide.
+
+    Raises:
+        MonitorError: the lifted code is missing or does not import here.
+    """
+    package = src / "lifted"
+    name = "_nb2prod_lifted_" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12]
+    try:
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(
+                name, package / "__init__.py", submodule_search_locations=[str(package)]
+            )
+            if spec is None or spec.loader is None:
+                raise ImportError(f"no package at {package}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        schema_module = importlib.import_module(f"{name}.schema")
+        entry = manifest.get("entrypoint")
+        features_module = importlib.import_module(f"{name}.features") if entry else None
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise MonitorError(
+            f"Cannot import the lifted schema of {manifest.get('tag', src)} from {package}: {exc}."
+        ) from exc
+    model = getattr(schema_module, manifest["input_schema"])
+    return Pipeline(
+        schema_module=schema_module,
+        features_module=features_module,
+        input_schema=model.to_schema(),
+        entrypoint=getattr(features_module, entry) if features_module else None,
+    )

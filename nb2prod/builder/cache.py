@@ -1,0 +1,74 @@
+"""The build cache: an unchanged notebook is found before training, and its bento reused.
+
+The key is :func:`nb2prod.builder.identity.cache_key`. A hit is used only when the build
+directory, the ``.bento`` file and the store's bento and model are all still there and agree
+on the version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.bento import store
+
+if TYPE_CHECKING:
+    from nb2prod.builder.pipeline import BuildResult
+
+log = logging.getLogger(__name__)
+CACHE_DIR = ".nb2prod-cache"
+
+
+def _entry(out_dir: Path, cache_key: str) -> Path:
+    return out_dir / CACHE_DIR / f"{cache_key}.json"
+
+
+def _in_store(kind: str, tag: str) -> bool:
+    # The store is a directory tree; looking there first spares the 2 s import of bentoml.
+    name, _, version = tag.partition(":")
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
+    folder, marker = ("bentos", "bento.yaml") if kind == "bento" else ("models", "model.yaml")
+    return (home / folder / name / version / marker).is_file() or store.exists(kind, tag)
+
+
+def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
+    """The recorded build for ``cache_key``, if all that it made is still in place."""
+    path = _entry(out_dir, cache_key)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        manifest = Path(entry["build_dir"]) / "src" / "nb2prod.json"
+        version = json.loads(manifest.read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+    fresh = (
+        version == entry["version"]
+        and Path(entry["bento_path"]).is_file()
+        and _in_store("bento", entry["tag"])
+        and _in_store("model", entry["model_tag"])
+    )
+    if not fresh:
+        log.info("cache entry %s is stale; building", path.name)
+        path.unlink(missing_ok=True)
+        return None
+    return entry
+
+
+def record(out_dir: Path, cache_key: str, result: BuildResult, model_tag: str) -> None:
+    """Remember ``result`` under ``cache_key``."""
+    path = _entry(out_dir, cache_key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "tag": result.tag,
+        "version": result.version,
+        "model_tag": model_tag,
+        "metrics": result.metrics,
+        "gates": result.gates,
+        "bento_path": str(result.bento_path),
+        "build_dir": str(result.build_dir),
+    }
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(entry, indent=2), encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,103 @@
+"""Render the generated sources from Jinja templates, then format and compile-check them."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nb2prod.errors import CodegenError
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+TEMPLATE_DIRS = (
+    _PACKAGE / "templates",  # inside an installed wheel
+    _PACKAGE.parent / "templates",  # in a checkout
+)
+
+
+def template_dir() -> Path:
+    """Where the templates live: inside the wheel, or the checkout's ``templates/``."""
+    for path in TEMPLATE_DIRS:
+        if path.is_dir():
+            return path
+    raise CodegenError("nb2prod's templates are missing; reinstall nb2prod.")
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> Any:
+    """The one cached Jinja environment: strict, no autoescape, a ``repr`` filter."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["repr"] = repr
+    return env
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Render one template with ``context``."""
+    return environment().get_template(template).render(**context)
+
+
+def _ruff() -> str:
+    from ruff.__main__ import find_ruff_bin
+
+    return str(find_ruff_bin())
+
+
+def format_python(source: str, filename: str) -> str:
+    """Format with ruff and compile-check; raise :class:`CodegenError` on either failure."""
+    try:
+        compile(source, filename, "exec")
+    except SyntaxError as exc:
+        raise CodegenError(
+            f"Generated {filename} does not compile (line {exc.lineno}: {exc.msg}); "
+            "this is a bug in nb2prod, please report it.",
+            file=filename,
+            line=exc.lineno,
+        ) from exc
+    proc = subprocess.run(
+        [_ruff(), "format", "--quiet", "--line-length", "100", "--stdin-filename", filename, "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise CodegenError(f"ruff could not format generated {filename}: {proc.stderr.strip()}.")
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated file: its path relative to the bento's src/, and its text."""
+
+    path: str
+    text: str
+
+
+def generate(context: dict[str, Any], files: dict[str, str]) -> list[Generated]:
+    """Render ``files`` (output path -> template name); Python outputs are formatted."""
+    out = []
+    for path, template in files.items():
+        text = render(template, context)
+        if path.endswith(".py"):
+            text = format_python(text, path)
+        out.append(Generated(path, text))
+    return out
+
+
+def write(generated: list[Generated], root: Path) -> None:
+    """Write generated files below ``root``."""
+    for item in generated:
+        target = root / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(item.text, encoding="utf-8")

@@ -1,0 +1,237 @@
+"""Turn a checked notebook and its training run into the generated sources of a bento."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2prod import serving
+from nb2prod._version import __version__
+from nb2prod.builder import identity
+from nb2prod.builder.codegen import Generated, generate
+from nb2prod.errors import CodegenError, ParameterError
+from nb2prod.gate.strategies import plan_tests
+
+if TYPE_CHECKING:
+    from nb2prod.builder.training import TrainingResult
+    from nb2prod.notebook.analysis import CheckResult, Import
+    from nb2prod.notebook.read import Cell
+
+# Serving settings, measured in docs/performance.md: batches of up to max_batch_rows rows from
+# concurrent requests, one OpenMP thread per model call, 429 past max_concurrency requests.
+SERVING = {"max_batch_rows": 20_000, "model_threads": 1, "timeout": 30, "max_concurrency": 256}
+MAX_ROWS = 10_000  # rows one request may hold
+LOG_MAX_MB = 512  # the prediction log's default size cap
+# The line above each lifted cell, so a traceback or a failure report points at its cell;
+# the gate's failure report reads it back.
+MARKER = "# %% {notebook} · cell {index} ({id})"
+MARKER_PATTERN = re.compile(r"^# %% (?P<nb>.+) · cell (?P<index>\d+) \((?P<id>[^)]*)\)$")
+
+
+@dataclass(frozen=True)
+class Lifted:
+    """The generated sources and the identity of the build."""
+
+    files: list[Generated]
+    version: str
+    lifted_sha256: str
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def header(notebook: str) -> str:
+    return f"Generated from {notebook} by nb2prod {__version__}; edit the notebook, not this file."
+
+
+def class_name(name: str) -> str:
+    return (
+        "".join(p.capitalize() for p in name.replace("-", "_").replace(".", "_").split("_"))
+        or "Model"
+    )
+
+
+def _cells(checked: CheckResult, cells: list[Cell]) -> list[dict[str, str]]:
+    nb = checked.notebook.path.name
+    return [
+        {"marker": MARKER.format(notebook=nb, index=c.index, id=c.id), "source": c.source.rstrip()}
+        for c in cells
+    ]
+
+
+def _params(checked: CheckResult, names: list[str], values: dict[str, str]) -> list[dict[str, str]]:
+    out = []
+    for name in names:
+        value = values.get(name)
+        try:
+            ast.literal_eval(value) if value is not None else None
+        except (ValueError, SyntaxError):
+            value = None
+        if value is None:
+            raise ParameterError(
+                f"{checked.notebook.path.name}: parameter `{name}` is used by lifted code, but its "
+                "value from the training run is not a plain literal (number, string, list, ...).",
+                name=name,
+            )
+        out.append({"name": name, "value": value})
+    return out
+
+
+def _imports(imports: list[Import]) -> list[dict[str, str]]:
+    return [{"source": i.source, "where": i.cell.where} for i in imports]
+
+
+def _git_commit(path: Path) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(path.parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def lift(
+    checked: CheckResult,
+    training: TrainingResult,
+    extra: dict[str, Any] | None = None,
+    *,
+    gate: bool = True,
+) -> Lifted:
+    """Render every generated file for ``checked`` after ``training``; decide the version.
+
+    ``extra`` is merged into the manifest (gate results, ...). ``gate`` says whether the
+    build runs the property tests as its gate; the manifest records it.
+    """
+    nb, plan, settings = checked.notebook, checked.plan, checked.notebook.settings
+    base = {
+        "header": header(nb.path.name),
+        "notebook": nb.path.name,
+        "entrypoint": plan.entrypoint,
+        "input_schema": plan.input_schema,
+        "output_schema": plan.output_schema,
+        "from_schema": plan.from_schema,
+        "schema_imports": _imports(plan.schema_imports),
+        "feature_imports": _imports(plan.feature_imports),
+        "schema_params": _params(checked, plan.schema_params, training.params),
+        "feature_params": _params(checked, plan.feature_params, training.params),
+        "schema_cells": _cells(checked, plan.schema_cells),
+        "feature_cells": _cells(checked, plan.feature_cells),
+    }
+    code = generate(
+        base,
+        {
+            "lifted/__init__.py": "lifted_init.py.jinja",
+            "lifted/schema.py": "schema.py.jinja",
+            "lifted/features.py": "features.py.jinja",
+        },
+    )
+    lifted_sha = hashlib.sha256("".join(g.text for g in code).encode()).hexdigest()
+    schema_source = next(g.text for g in code if g.path == "lifted/schema.py")
+    props = plan_tests(checked, training.reference_file, schema_source, gate=gate)
+    ref = identity.fingerprint(training.reference_file)
+    pins = identity.packages(checked, training)
+    lifted_params = {p: training.params[p] for p in plan.lifted_params}
+    version = identity.version(
+        lifted_sha256=lifted_sha,
+        params=training.params,
+        reference_sha256=ref["sha256"],
+        packages=pins,
+        properties=props.manifest,
+        monitoring=settings.monitoring,
+    )
+    name = settings.name
+    import pandas as pd
+
+    columns = list(pd.read_parquet(training.reference_file).columns)
+    manifest = {
+        "name": name,
+        "version": version,
+        "tag": f"{name}:{version}",
+        "model_tag": f"{name}-model:{version}",
+        "notebook": nb.path.name,
+        "notebook_sha256": nb.sha256,
+        "lifted_sha256": lifted_sha,
+        "parameters": training.params,
+        "lifted_parameters": lifted_params,
+        "metrics": training.metrics,
+        "reference": ref,
+        "input_schema": plan.input_schema,
+        "output_schema": plan.output_schema,
+        "entrypoint": plan.entrypoint,
+        "packages": pins,
+        "git_commit": _git_commit(nb.path.resolve()),
+        "nb2prod_version": __version__,
+        "python": sys.version.split()[0],
+        "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "properties": props.manifest,
+        **(extra or {}),
+    }
+    context = {
+        **base,
+        "name": name,
+        "class_name": class_name(name),
+        "version": version,
+        "model_tag": manifest["model_tag"],
+        "input_columns": columns,
+        "has_proba": training.has_proba,
+        "classes": training.classes,
+        "proba_columns": [f"proba_{c}" for c in training.classes],
+        "log_max_mb": LOG_MAX_MB,
+        "max_rows": MAX_ROWS,
+        **SERVING,
+        "nb2prod_version": __version__,
+        "labels": {
+            "nb2prod.notebook_sha256": nb.sha256[:16],
+            "nb2prod.lifted_sha256": lifted_sha[:16],
+        },
+        "include": ["*.py", "lifted/*.py", "nb2prod.json", "tests/*.py", "monitoring/*"],
+        "packages": pins,
+        "properties": props.context,
+    }
+    rest = generate(
+        context,
+        {
+            "service.py": "service.py.jinja",
+            "tests/test_parity.py": "test_parity.py.jinja",
+            "tests/test_properties.py": "test_properties.py.jinja",
+            "bentofile.yaml": "bentofile.yaml.jinja",
+        },
+    )
+    files = [*code, *rest, *runtime_files(nb.path.name), manifest_file(manifest)]
+    return Lifted(files, version, lifted_sha, manifest)
+
+
+def runtime_files(notebook: str) -> list[Generated]:
+    """nb2prod's runtime modules as the bento ships them: the header line, then the module."""
+    out = []
+    for path, text in serving.sources().items():
+        try:
+            compile(text, path, "exec")
+        except SyntaxError as exc:  # pragma: no cover - the runtime is linted and tested
+            raise CodegenError(f"nb2prod's runtime module {path} does not compile: {exc}.") from exc
+        out.append(Generated(path, f"# {header(notebook)}\n{text}"))
+    return out
+
+
+def manifest_file(manifest: dict[str, Any]) -> Generated:
+    """``nb2prod.json``: the manifest as the bento ships it."""
+    return Generated("nb2prod.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

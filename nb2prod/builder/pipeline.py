@@ -1,0 +1,220 @@
+"""``nb2prod build``: check, train, lift, test, bento; one recipe, side effects at the ends."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.bento import store
+from nb2prod.builder import cache, identity
+from nb2prod.builder.codegen import write
+from nb2prod.builder.gates import check_gates
+from nb2prod.builder.lift import lift, manifest_file
+from nb2prod.builder.training import run as run_training
+from nb2prod.gate.run import failure, run_tests
+from nb2prod.monitoring import attach
+from nb2prod.notebook.check import check
+
+if TYPE_CHECKING:
+    from nb2prod.builder.lift import Lifted
+    from nb2prod.builder.training import TrainingResult
+    from nb2prod.notebook.analysis import CheckResult
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a build: its name, its label in the panel, and what it does in words."""
+
+    name: str
+    label: str
+    doing: str
+
+
+# The one list of stages: the CLI's progress, the build jobs and the JupyterLab panel show it.
+STAGES = (
+    Stage("check", "check", "static checks"),
+    Stage("train", "train", "training with papermill"),
+    Stage("lift", "lift", "lifting cells and generating code"),
+    Stage("test", "property tests", "running generated tests"),
+    Stage("bento", "bento", "building and exporting the bento"),
+)
+
+
+@dataclass
+class BuildResult:
+    """What a finished build made, and where."""
+
+    tag: str
+    version: str
+    metrics: dict[str, float]
+    bento_path: Path
+    build_dir: Path
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def service_py(self) -> Path:
+        return self.build_dir / "src" / "service.py"
+
+    @property
+    def serve_command(self) -> str:
+        return f"bentoml serve {self.tag} --host 127.0.0.1 --port 3000"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "version": self.version,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "bento_path": str(self.bento_path),
+            "build_dir": str(self.build_dir),
+            "service_py": str(self.service_py),
+            "serve_command": self.serve_command,
+            "cached": self.cached,
+        }
+
+
+@contextmanager
+def _stage(progress: Progress | None, name: str) -> Iterator[None]:
+    log.info("stage %s", name)
+    if progress:
+        progress(name, "start")
+    yield
+    if progress:
+        progress(name, "done")
+
+
+def build(
+    notebook: str | Path,
+    params: dict[str, Any] | None = None,
+    *,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+    gate: bool = True,
+) -> BuildResult:
+    """Build ``notebook`` into a bento in the local store and ``out_dir/<name>-<version>.bento``.
+
+    Work happens in a temporary directory inside ``out_dir``; it is moved into place only when
+    every stage succeeded, and store entries this build made are removed on failure.
+    ``gate=False`` skips the generated property tests; the manifest records that it did.
+
+    Raises:
+        Nb2ProdError: any stage failed; the message names the cell or file at fault.
+    """
+    out_dir = Path(out_dir or "bentos").resolve()
+    with _stage(progress, "check"):
+        checked = check(notebook, strict=True)
+        nb = checked.notebook
+        for finding in checked.findings:
+            if finding.severity == "warning":
+                log.warning("%s", finding.message)
+        cache_key = identity.cache_key(nb, params or {}, gate=gate)
+        hit = cache.lookup(out_dir, cache_key)
+    if hit is not None:  # unchanged: reuse the bento, skip training (nb2prod/builder/cache.py)
+        for stage in STAGES[1:]:
+            if gate or stage.name != "test":
+                with _stage(progress, stage.name):
+                    pass
+        paths = {"bento_path": Path(hit["bento_path"]), "build_dir": Path(hit["build_dir"])}
+        fields = {k: hit[k] for k in ("tag", "version", "metrics", "gates")}
+        return BuildResult(**fields, **paths, cached=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{nb.settings.name}-", dir=out_dir))
+    created: list[tuple[str, str]] = []
+    try:
+        with _stage(progress, "train"):
+            training = run_training(
+                checked,
+                params or {},
+                work / "train",
+                keep_failed=out_dir / f"{nb.settings.name}.failed.ipynb",
+            )
+            gates = check_gates(nb.settings.gates, training.metrics, nb.path.name)
+        with _stage(progress, "lift"):
+            src = work / "src"
+            lifted = lift_into(src, checked, training, gates, gate=gate)
+        final_dir = out_dir / f"{lifted.name}-{lifted.version}"
+        bento_path = out_dir / f"{lifted.name}-{lifted.version}.bento"
+        cached = store.exists("bento", lifted.tag) and bento_path.exists()
+        if gate:
+            with _stage(progress, "test"):
+                run_gate(
+                    work, training.model_file, nb.path.name, out_dir / f"{nb.settings.name}.failed"
+                )
+        else:
+            log.warning("--no-gate: the generated property tests did not run (see the manifest)")
+        with _stage(progress, "bento"):
+            if not cached:
+                labels = {
+                    "notebook": nb.path.name,
+                    "notebook_sha256": nb.sha256[:16],
+                    **{f"metric.{k}": f"{v:.6g}" for k, v in training.metrics.items()},
+                }
+                model_tag = lifted.manifest["model_tag"]
+                if store.save_model(model_tag, training.model_file, labels, lifted.manifest):
+                    created.append(("model", model_tag))
+                if not store.exists("bento", lifted.tag):
+                    store.build_bento(src, lifted.version)
+                    created.append(("bento", lifted.tag))
+                store.export(lifted.tag, bento_path)
+            if final_dir.exists():
+                shutil.rmtree(final_dir)
+            work.rename(final_dir)
+    except BaseException:
+        for kind, tag in reversed(created):
+            store.delete(kind, tag)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result = BuildResult(
+        tag=lifted.tag,
+        version=lifted.version,
+        metrics=training.metrics,
+        bento_path=bento_path,
+        build_dir=final_dir,
+        gates=gates,
+        cached=cached,
+    )
+    cache.record(out_dir, cache_key, result, lifted.manifest["model_tag"])
+    return result
+
+
+def lift_into(
+    src: Path,
+    checked: CheckResult,
+    training: TrainingResult,
+    gates: list[dict[str, Any]],
+    *,
+    gate: bool = True,
+) -> Lifted:
+    """The lift stage: generate the bento's sources into ``src``, monitoring attached."""
+    lifted = lift(checked, training, {"gates": gates}, gate=gate)
+    write(lifted.files, src)
+    attach.attach(src, training, checked.notebook.settings, lifted.manifest)
+    write([manifest_file(lifted.manifest)], src)  # with the monitoring entry attach added
+    return lifted
+
+
+def run_gate(work: Path, model_file: Path, notebook: str, keep: Path) -> None:
+    """The test stage: run the generated tests of ``work/src``.
+
+    Raises:
+        PropertyFailed: a test failed. The build is first moved to ``keep`` (src/ and
+            train/), so the commands in the error's report replay it there.
+    """
+    run = run_tests(work / "src", model_file, notebook=notebook)
+    if run.ok:
+        return
+    if keep.exists():
+        shutil.rmtree(keep)
+    shutil.move(str(work), str(keep))
+    run.src = keep / "src"
+    raise failure(run, notebook=notebook, model_file=keep / "train" / model_file.name, kept=keep)

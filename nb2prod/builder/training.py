@@ -1,0 +1,270 @@
+"""Run the notebook with papermill: skip cells removed, parameters applied, results exported."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.builder.codegen import render
+from nb2prod.errors import ParameterError, TrainingError
+from nb2prod.notebook.check import check
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+    from nb2prod.notebook.analysis import CheckResult
+    from nb2prod.notebook.read import Notebook
+
+log = logging.getLogger(__name__)
+EXPORT_TAG = "nb2prod-export"
+EXECUTED = "executed.ipynb"
+REFERENCE_ROWS = 5000  # raw training rows shipped with the bento; predictions cover all of them
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What the training run left in ``directory``."""
+
+    directory: Path
+    executed: Path
+    params: dict[str, Any]  # values of every parameter as the kernel saw them (repr strings)
+    metrics: dict[str, float]
+    reference_rows: int
+    has_proba: bool
+    model_module: str
+    classes: list
+
+    @property
+    def model_file(self) -> Path:
+        return self.directory / "model.pkl"
+
+    @property
+    def reference_file(self) -> Path:
+        return self.directory / "reference.parquet"
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.directory / "predictions.parquet"
+
+
+def parse_params(pairs: list[tuple[str, str]] | None, file: Path | None) -> dict[str, Any]:
+    """Turn ``-p NAME VALUE`` pairs and a YAML/JSON ``--params`` file into typed values.
+
+    Values are read as YAML scalars, so ``300`` is an int, ``0.5`` a float, ``true`` a bool.
+    """
+    import yaml
+
+    params: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ParameterError(f"Cannot read parameters file {file}: {exc}.") from exc
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"Parameters file {file} must hold a mapping of name to value.")
+        params.update(loaded)
+    for name, value in pairs or []:
+        try:
+            params[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            params[name] = value
+    return params
+
+
+def _check_params(checked: CheckResult, params: dict[str, Any]) -> None:
+    known = checked.plan.parameters
+    for name in params:
+        if name not in known:
+            nb = checked.notebook.path.name
+            cells = checked.notebook.with_role("parameters")
+            where = (
+                f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
+            )
+            offer = f"; known parameters: {', '.join(known)}" if known else ""
+            raise ParameterError(
+                f"{nb}: unknown parameter `{name}`, {where} does not set it{offer}.",
+                notebook=str(checked.notebook.path),
+                name=name,
+            )
+
+
+def prepare(nb: Notebook, out_dir: Path, checked: CheckResult) -> NotebookNode:
+    """The notebook papermill runs: skip cells out, ``#|`` parameters tagged, export cell in."""
+    import nbformat
+
+    node = nbformat.from_dict(copy.deepcopy(nb.node))
+    by_index = {c.index: c for c in nb.cells}
+    kept = []
+    for index, cell in enumerate(node.cells):
+        role_cell = by_index.get(index)
+        if role_cell and role_cell.role == "skip":
+            continue
+        cell.setdefault("metadata", {})
+        if role_cell:
+            # the executed notebook keeps the user's cell number, for error messages
+            cell.metadata["nb2prod_cell"] = role_cell.index
+        if role_cell and role_cell.role == "parameters":
+            tags = cell.metadata.setdefault("tags", [])
+            if "parameters" not in tags:
+                tags.append("parameters")
+        kept.append(cell)
+
+    settings = nb.settings
+    source = render(
+        "export_cell.py.jinja",
+        {
+            "out_dir": str(out_dir),
+            "model": settings.model,
+            "metrics": settings.metrics,
+            "reference": settings.reference,
+            "entrypoint": checked.plan.entrypoint,
+            "input_columns": None,
+            "parameters": checked.plan.parameters,
+            "reference_rows": REFERENCE_ROWS,
+            "notebook": nb.path.name,
+        },
+    )
+    export = nbformat.v4.new_code_cell(source, metadata={"tags": [EXPORT_TAG]})
+    node.cells = [*kept, export]
+    node.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3"})
+    node.metadata["kernelspec"].setdefault("language", "python")
+    return node
+
+
+def _keep(executed: Path, keep: Path | None) -> Path:
+    """Move the failed run's executed notebook to ``keep``; where it is now."""
+    if keep is None or not executed.exists():
+        return executed
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(executed, keep)
+    return keep
+
+
+def _failure(nb: Notebook, executed: Path, exc: Exception, keep: Path | None) -> TrainingError:
+    """Map papermill's failure back to the cell as the user's notebook numbers it."""
+    import nbformat
+
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc)).strip().splitlines()
+    evalue = evalue[0] if evalue else ""
+    cell = None
+    if executed.exists():
+        # papermill puts an error banner cell first, so find the cell holding the error output
+        for ran in nbformat.read(executed, as_version=4).cells:
+            if not any(o.get("output_type") == "error" for o in ran.get("outputs", [])):
+                continue
+            if EXPORT_TAG in ran.metadata.get("tags", []):
+                executed = _keep(executed, keep)
+                return TrainingError(
+                    f"{nb.path.name}: the training run finished but {evalue}",
+                    notebook=str(nb.path),
+                    executed=str(executed),
+                )
+            original = ran.metadata.get("nb2prod_cell")
+            cell = next((c for c in nb.cells if c.index == original), None)
+            break
+    executed = _keep(executed, keep)
+    where = cell.where if cell else "a cell"
+    return TrainingError(
+        f"{nb.path.name}: {where} raised {ename}: {evalue} (executed notebook: {executed}).",
+        notebook=str(nb.path),
+        cell_index=cell.index if cell else None,
+        cell_id=cell.id if cell else None,
+        ename=ename,
+        evalue=evalue,
+        executed=str(executed),
+    )
+
+
+def run(
+    checked: CheckResult, params: dict[str, Any], out_dir: Path, *, keep_failed: Path | None = None
+) -> TrainingResult:
+    """Execute the checked notebook into ``out_dir`` and collect what it exported.
+
+    Args:
+        checked: the notebook's check result.
+        params: parameter values, by name.
+        out_dir: where the executed notebook, the model and the exported data go.
+        keep_failed: where a failed run's executed notebook is moved (its error names it
+            there); None leaves it in ``out_dir``.
+
+    Raises:
+        ParameterError: a parameter is unknown.
+        TrainingError: a cell failed or timed out.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = checked.notebook
+    _check_params(checked, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepared = out_dir / "prepared.ipynb"
+    executed = out_dir / EXECUTED
+    import nbformat
+
+    nbformat.write(prepare(nb, out_dir, checked), prepared)
+    log.info("training %s with papermill (parameters: %s)", nb.path.name, params or "defaults")
+    try:
+        pm.execute_notebook(
+            str(prepared),
+            str(executed),
+            parameters=params,
+            kernel_name="python3",
+            language="python",
+            cwd=str(nb.path.parent.resolve()),
+            execution_timeout=nb.settings.timeout,
+            progress_bar=False,
+            log_output=False,
+            # ipykernel warns on stderr that loopback TCP is unencrypted; keep build output clean
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        )
+    except PapermillExecutionError as exc:
+        raise _failure(nb, executed, exc, keep_failed) from exc
+    except Exception as exc:  # nbclient's CellTimeoutError, kernel death, ...
+        if type(exc).__name__ in ("CellTimeoutError", "TimeoutError"):
+            executed = _keep(executed, keep_failed)
+            raise TrainingError(
+                f"{nb.path.name}: a cell ran longer than the {nb.settings.timeout} s timeout "
+                f"(set nb2prod.timeout in the notebook metadata; executed notebook: {executed}).",
+                notebook=str(nb.path),
+                executed=str(executed),
+            ) from exc
+        raise _failure(nb, executed, exc, keep_failed) from exc
+    finally:
+        prepared.unlink(missing_ok=True)
+    return collect(out_dir)
+
+
+def collect(out_dir: Path) -> TrainingResult:
+    """What the export cell of a finished training run left in ``out_dir``."""
+    info = json.loads((out_dir / "export.json").read_text())
+    return TrainingResult(
+        directory=out_dir,
+        executed=out_dir / EXECUTED,
+        params=info["params"],
+        metrics=info["metrics"],
+        reference_rows=info["reference_rows"],
+        has_proba=info["has_proba"],
+        model_module=info["model_module"],
+        classes=info["classes"],
+    )
+
+
+def train(
+    notebook: str | Path, params: dict[str, Any] | None = None, *, out_dir: Path | None = None
+) -> TrainingResult:
+    """Check, then train ``notebook`` with papermill; results go to ``out_dir``.
+
+    Raises:
+        CheckFailed: static checks found errors.
+        ParameterError: a parameter is unknown.
+        TrainingError: a cell failed or timed out.
+    """
+    checked = check(notebook, strict=True)
+    target = out_dir or Path("bentos") / f"{checked.notebook.settings.name}-train"
+    return run(checked, params or {}, target)

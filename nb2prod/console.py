@@ -1,0 +1,127 @@
+"""What the CLI prints, with Rich: findings, build progress and summary, the drift table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.builder.pipeline import STAGES
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nb2prod.builder.pipeline import BuildResult
+    from nb2prod.monitoring.run import MonitorResult
+    from nb2prod.notebook.analysis import CheckResult
+
+STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+STAGE_TEXT = {s.name: s.doing for s in STAGES}
+
+
+def console(stderr: bool = False) -> Console:
+    """The console the CLI prints to (stdout, or stderr for errors and progress)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_findings(console: Console, checked: CheckResult) -> None:
+    """One line per finding, then a count line."""
+    for finding in checked.findings:
+        style = STYLE[finding.severity]
+        console.print(f"[{style}]{finding.severity}[/] [dim]{finding.code}[/] {finding.message}")
+    counts = checked.to_dict()["counts"]
+    verdict = "[green]ok[/]" if checked.ok else "[bold red]failed[/]"
+    console.print(
+        f"{checked.notebook.path.name}: {verdict} "
+        f"({counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info)"
+    )
+
+
+@contextmanager
+def build_progress(console: Console) -> Iterator[Callable[[str, str], None]]:
+    """A Rich progress display; yields the callback that ``build`` reports stages to."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, event: str) -> None:
+            text = STAGE_TEXT.get(stage, stage)
+            if event == "start":
+                tasks[stage] = progress.add_task(text, total=1)
+            elif stage in tasks:
+                progress.update(tasks[stage], completed=1, description=f"[green]✓[/] {text}")
+
+        yield update
+
+
+def print_build(console: Console, result: BuildResult) -> None:
+    """The closing summary: tag, metrics and gates, file, serve command."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row(
+        "bento", f"[bold]{result.tag}[/]" + ("  (unchanged: cache hit)" if result.cached else "")
+    )
+    for name, value in result.metrics.items():
+        gate = next((g for g in result.gates if g["metric"] == name), None)
+        suffix = f"  gate {gate['bound']} [green]passed[/]" if gate else ""
+        table.add_row(f"metric {name}", f"{value:.4g}{suffix}")
+    table.add_row("file", str(result.bento_path))
+    table.add_row("sources", str(result.build_dir / "src"))
+    table.add_row("serve", result.serve_command)
+    console.print(table)
+
+
+def print_drift(console: Console, result: MonitorResult) -> None:
+    """The Rich drift table (column, method, score, threshold, drifted), then the verdict."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"{result.tag}: {result.rows} current rows vs {result.reference_rows} reference rows"
+    )
+    for name in ("column", "method", "score", "threshold", "drifted"):
+        table.add_column(name, justify="right" if name in ("score", "threshold") else "left")
+    rows = [*result.columns, *([result.prediction] if result.prediction else [])]
+    for row in rows:
+        label = f"{row.column} [dim](model output)[/]" if row is result.prediction else row.column
+        flag = "[bold red]yes[/]" if row.drifted else "[green]no[/]"
+        table.add_row(label, row.method, f"{row.score:.4g}", f"{row.threshold:.4g}", flag)
+    console.print(table)
+    if result.quality:
+        quality_table = Table(title="quality on current data vs training")
+        for name in ("metric", "current", "training", "change", "gate"):
+            quality_table.add_column(name)
+        for q in result.quality:
+            gate = q.get("gate") or ""
+            if q.get("gate_passed") is not None:
+                gate += " [green]passed[/]" if q["gate_passed"] else " [bold red]failed[/]"
+            training, change = q.get("training"), q.get("change")
+            quality_table.add_row(
+                q["metric"],
+                f"{q['current']:.4g}",
+                "" if training is None else f"{training:.4g}",
+                "" if change is None else f"{change:+.4g}",
+                gate,
+            )
+        console.print(quality_table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    share = f"{result.drifted_share:.0%} of columns drifted (threshold {result.drift_share:.0%})"
+    if result.drift:
+        console.print(
+            f"[bold red]drift[/]: {share}; drifted: {', '.join(result.drifted_columns) or 'none'}"
+        )
+    else:
+        console.print(f"[green]no drift[/]: {share}")
+    for path in (result.html, result.quality_html, result.json):
+        if path:
+            console.print(f"wrote {path}")

@@ -1,0 +1,197 @@
+"""Jupyter server routes under ``/nb2prod/``: thin skins over ``check`` and ``build``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from nb2prod.builder.pipeline import STAGES
+from nb2prod.builder.training import parse_params
+from nb2prod.errors import Nb2ProdError, RequestError
+from nb2prod.lab.jobs import Job, JobRegistry
+from nb2prod.notebook.check import check
+
+AUTH_RESOURCE = "nb2prod"
+_PATHS = ("bento_path", "build_dir", "service_py")
+
+
+class _Handler(APIHandler):
+    """Shared body parsing, path checks and the one error-to-JSON mapping."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def root(self) -> Path:
+        return Path(self.settings["server_root_dir"]).expanduser().resolve()
+
+    @property
+    def registry(self) -> JobRegistry:
+        return self.settings["nb2prod_jobs"]
+
+    def body(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise RequestError("The request body is not JSON.") from None
+        if not isinstance(data, dict):
+            raise RequestError("The request body must be a JSON object.")
+        return data
+
+    def notebook_path(self, data: dict[str, Any]) -> tuple[Path, str]:
+        """The notebook ``data['path']`` names, resolved inside the server root.
+
+        Nothing is read before the path is known to be a notebook inside the root.
+        """
+        raw = data.get("path")
+        if not isinstance(raw, str) or not raw.strip():
+            raise RequestError('The request needs "path", the notebook path relative to the root.')
+        root = self.root
+        try:
+            path = Path(root, raw.lstrip("/")).resolve()
+        except (OSError, ValueError):  # a NUL byte, a symlink loop
+            raise RequestError(f"{raw!r} is not a usable notebook path.") from None
+        if not path.is_relative_to(root):
+            raise RequestError(f"{raw} is outside the Jupyter server root.", http_status=403)
+        rel = path.relative_to(root).as_posix()
+        if path.suffix != ".ipynb":
+            raise RequestError(f"{raw} is not a notebook (.ipynb).")
+        allow_hidden = getattr(self.contents_manager, "allow_hidden", False)
+        if not allow_hidden and any(part.startswith(".") for part in Path(rel).parts):
+            raise RequestError(f"{raw} is a hidden file.", http_status=403)
+        if not path.is_file():
+            raise RequestError(f"No notebook at {rel}.", http_status=404)
+        return path, rel
+
+    def relative(self, value: Any) -> Any:
+        """A path inside the root as root-relative (for links), anything else unchanged."""
+        if not isinstance(value, str) or not value:
+            return value
+        path = Path(value)
+        if path.is_absolute() and path.resolve().is_relative_to(self.root):
+            return path.resolve().relative_to(self.root).as_posix()
+        return value
+
+    def job_json(self, job: Job, since: int = 0) -> dict[str, Any]:
+        data = job.to_dict(since)
+        if data["result"]:
+            result = dict(data["result"])
+            config = Path(result.get("build_dir") or "", "src", "monitoring", "config.json")
+            result["monitoring_config"] = str(config) if config.is_file() else None
+            for key in (*_PATHS, "monitoring_config"):
+                result[key] = self.relative(result.get(key))
+            data["result"] = result
+        return data
+
+    def fail(self, exc: Nb2ProdError) -> None:
+        self.set_status(exc.http_status)
+        self.finish(json.dumps(exc.to_dict()))
+
+
+class CheckHandler(_Handler):
+    """``POST /nb2prod/check {"path", "content"?}``: what ``nb2prod check --json`` prints.
+
+    With ``content`` (the notebook JSON as the editor holds it, saved or not) that is
+    checked instead of the file, so the panel's findings follow the user's edits.
+    """
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            data = self.body()
+            path, rel = self.notebook_path(data)
+            content = data.get("content")
+            if content is not None and not isinstance(content, dict):
+                raise RequestError('"content" must be the notebook as a JSON object.')
+            checked = await asyncio.to_thread(check, path, content)
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        answer = checked.to_dict()
+        answer["notebook"] = rel
+        self.finish(json.dumps(answer))
+
+
+class BuildHandler(_Handler):
+    """``POST /nb2prod/build {"path", "params"}``: start a build job, answer its id."""
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self) -> None:
+        try:
+            data = self.body()
+            path, rel = self.notebook_path(data)
+            job = self.registry.submit(
+                path, rel, _params(data.get("params")), out_dir=self.root / "bentos"
+            )
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        self.set_status(202)
+        self.finish(json.dumps({"id": job.id, "job": self.job_json(job)}))
+
+
+class JobsHandler(_Handler):
+    """``GET /nb2prod/jobs``: recent jobs, newest first (``?path=`` for one notebook), and the
+    build's stages with their labels, so the panel can show the pipeline before any build."""
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        wanted = self.get_query_argument("path", None)
+        jobs = [j for j in self.registry.jobs() if wanted is None or j.notebook == wanted]
+        self.finish(
+            json.dumps(
+                {
+                    "jobs": [self.job_json(j, len(j.log)) for j in jobs],
+                    "stages": {s.name: s.label for s in STAGES},
+                }
+            )
+        )
+
+
+class JobHandler(_Handler):
+    """``GET /nb2prod/jobs/<id>[?since=n]``: a job's state, stage and log so far."""
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, job_id: str) -> None:
+        job = self.registry.get(job_id)
+        if job is None:
+            return self.fail(RequestError(f"No build job {job_id}.", http_status=404))
+        try:
+            since = max(0, int(self.get_query_argument("since", "0")))
+        except ValueError:
+            return self.fail(RequestError('"since" must be a whole number.'))
+        self.finish(json.dumps(self.job_json(job, since)))
+
+
+ROUTES = [
+    ("check", CheckHandler),
+    ("build", BuildHandler),
+    ("jobs", JobsHandler),
+    (r"jobs/(?P<job_id>[0-9a-f]+)", JobHandler),
+]
+
+
+def _params(raw: Any) -> dict[str, Any]:
+    """Parameter values; strings are read as ``-p NAME VALUE`` reads them (YAML scalars)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise RequestError('"params" must be an object of parameter names to values.')
+    texts = [(str(k), v) for k, v in raw.items() if isinstance(v, str)]
+    return {**{str(k): v for k, v in raw.items()}, **parse_params(texts, None)}
+
+
+def setup_handlers(web_app: tornado.web.Application) -> None:
+    """Register the routes under ``<base_url>/nb2prod/`` on the server's web app."""
+    web_app.settings.setdefault("nb2prod_jobs", JobRegistry())
+    base_url = web_app.settings["base_url"]
+    handlers = [(url_path_join(base_url, "nb2prod", pattern), cls) for pattern, cls in ROUTES]
+    web_app.add_handlers(".*$", handlers)

@@ -1,0 +1,277 @@
+"""Monitoring attached at build time: validated reference data and the Evidently drift config."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.bento.locate import load_pipeline
+from nb2prod.errors import MonitorError, NotebookError
+
+if TYPE_CHECKING:
+    from nb2prod.builder.training import TrainingResult
+    from nb2prod.notebook.read import Settings
+
+log = logging.getLogger(__name__)
+
+FOLDER = "monitoring"
+REFERENCE = "reference.parquet"
+PREDICTIONS = "predictions.parquet"
+CONFIG = "config.json"  # nb2prod's view: roles, methods, thresholds, training metrics
+EVIDENTLY = "evidently.json"  # evidently.cli.report.ReportConfig; ReportConfig.load() reads it
+LOG_DIR_ENV = "NB2PROD_LOG_DIR"
+REFERENCE_ROWS = 5000
+SEED = 0
+SETTINGS = (
+    "reference_rows",
+    "method",
+    "num_method",
+    "cat_method",
+    "threshold",
+    "drift_share",
+    "columns",
+    "prediction",
+)
+COLUMN_SETTINGS = ("method", "threshold", "role")
+ROLES = ("numerical", "categorical")
+PREDICTION = "prediction"
+
+
+def column_roles(schema: Any) -> dict[str, str]:
+    """``numerical`` or ``categorical`` per schema column, from its dtype and checks.
+
+    Strings, booleans and categories are categorical; so is any column with an ``isin``
+    check (a coded number such as ``sex: isin=[1.0, 2.0]``). Other numbers are numerical.
+    """
+    roles = {}
+    for name, column in schema.columns.items():
+        dtype = str(column.dtype).lower()
+        numeric = any(k in dtype for k in ("int", "float", "decimal")) and "bool" not in dtype
+        coded = any(getattr(c, "name", "") == "isin" for c in column.checks)
+        roles[name] = "numerical" if numeric and not coded else "categorical"
+    return roles
+
+
+def schema_failures(schema: Any, frame: Any) -> tuple[Any, dict[str, int]]:
+    """Validate ``frame`` lazily; return the coerced frame and failure counts per column."""
+    import pandas as pd
+    from pandera.errors import SchemaError, SchemaErrors
+
+    try:
+        return schema.validate(frame, lazy=True), {}
+    except (SchemaError, SchemaErrors) as exc:
+        cases = getattr(exc, "failure_cases", None)
+        counts: dict[str, int] = {}
+        if cases is None or not hasattr(cases, "iterrows"):
+            counts[str(getattr(exc, "column_name", None) or "?")] = 1
+            return frame, counts
+        for _, case in cases.iterrows():
+            column = case.get("column")
+            if case.get("check") in ("column_in_dataframe", "column_in_schema"):
+                column = case.get("failure_case")
+            key = "(table)" if column is None or pd.isna(column) else str(column)
+            counts[key] = counts.get(key, 0) + 1
+        return frame, counts
+
+
+def _stattest(method: str, role: str, column: str, where: str) -> Any:
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    try:
+        return get_registered_stattest(method, ColumnType[role.capitalize()])
+    except Exception as exc:
+        raise NotebookError(
+            f"{where}: drift method `{method}` for column `{column}` ({role}) is not an Evidently "
+            f"drift method for {role} data ({exc}); see docs/monitoring.md for the names.",
+            column=column,
+        ) from exc
+
+
+def _default_stattest(series: Any, role: str) -> Any:
+    from evidently.legacy.calculations.stattests.registry import _get_default_stattest
+    from evidently.legacy.core import ColumnType
+
+    return _get_default_stattest(series, series, ColumnType[role.capitalize()])
+
+
+def _check_settings(settings: dict[str, Any], columns: list[str], where: str) -> None:
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise NotebookError(
+            f"{where}: notebook setting nb2prod.monitoring has unknown key(s) {', '.join(unknown)}; "
+            f"known keys are {', '.join(SETTINGS)}."
+        )
+    per_column = settings.get("columns") or {}
+    for column, spec in per_column.items():
+        if column not in columns:
+            raise NotebookError(
+                f"{where}: nb2prod.monitoring.columns names `{column}`, which is not an input "
+                f"column; the input columns are {', '.join(columns)}.",
+                column=column,
+            )
+        bad = (
+            sorted(set(spec) - set(COLUMN_SETTINGS))
+            if isinstance(spec, dict)
+            else ["(not a mapping)"]
+        )
+        if bad or (isinstance(spec, dict) and spec.get("role", "numerical") not in ROLES):
+            raise NotebookError(
+                f"{where}: nb2prod.monitoring.columns.{column} may only set "
+                f"{', '.join(COLUMN_SETTINGS)} (role: numerical or categorical).",
+                column=column,
+            )
+    share = settings.get("drift_share")
+    if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
+        raise NotebookError(f"{where}: nb2prod.monitoring.drift_share must be a number in (0, 1].")
+
+
+def _drift_spec(
+    column: str, role: str, series: Any, spec: dict, settings: dict, where: str
+) -> dict:
+    method = spec.get("method") or settings.get(f"{role[:3]}_method") or settings.get("method")
+    test = _stattest(method, role, column, where) if method else _default_stattest(series, role)
+    threshold = spec.get("threshold", settings.get("threshold"))
+    return {
+        "name": column,
+        "role": role,
+        "method": test.name,
+        "method_name": test.display_name,
+        "threshold": float(test.default_threshold if threshold is None else threshold),
+        "method_source": "notebook" if method else "evidently default",
+    }
+
+
+def drift_config(
+    settings: dict[str, Any],
+    roles: dict[str, str],
+    reference: Any,
+    predictions: Any,
+    task: str,
+    where: str,
+) -> dict[str, Any]:
+    """The monitoring config: per-column role, method and threshold; drift share; prediction.
+
+    Methods the notebook does not name are Evidently's defaults for this reference data,
+    resolved here so the bento records exactly what ``nb2prod monitor`` will run.
+    """
+    _check_settings(settings, list(roles), where)
+    per_column = settings.get("columns") or {}
+    columns = []
+    for column, role in roles.items():
+        spec = per_column.get(column) or {}
+        role = spec.get("role", role)
+        columns.append(_drift_spec(column, role, reference[column], spec, settings, where))
+    share = settings.get("drift_share")
+    prediction_role = "categorical" if task == "classification" else "numerical"
+    prediction = _drift_spec(
+        PREDICTION,
+        prediction_role,
+        predictions[PREDICTION],
+        settings.get("prediction") or {},
+        {},
+        where,
+    )
+    return {
+        "columns": columns,
+        "prediction": prediction,
+        # Evidently's rule: the data set drifts when the drifted share is >= drift_share.
+        # By default one drifted input column is enough to ask for a retrain.
+        "drift_share": float(share) if share is not None else 1.0 / max(1, len(columns)),
+        "drift_share_source": "notebook" if share is not None else "one column",
+        "task": task,
+        "reference_rows": len(reference),
+    }
+
+
+def report_config(config: dict[str, Any]) -> Any:
+    """The Evidently ``ReportConfig`` for ``config``: a drift preset plus prediction drift."""
+    from evidently.cli.report import ReportConfig
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    columns = config["columns"]
+    prediction = config["prediction"]
+    return ReportConfig(
+        metrics=[
+            DataDriftPreset(
+                columns=[c["name"] for c in columns],
+                drift_share=config["drift_share"],
+                per_column_method={c["name"]: c["method"] for c in columns},
+                per_column_threshold={c["name"]: c["threshold"] for c in columns},
+            ),
+            ValueDrift(
+                column=PREDICTION, method=prediction["method"], threshold=prediction["threshold"]
+            ),
+        ],
+        include_tests=True,
+        metadata={"nb2prod.config": CONFIG},
+    )
+
+
+def _sample(reference: Any, predictions: Any, cap: int) -> tuple[Any, Any]:
+    if len(reference) <= cap:
+        return reference, predictions
+    keep = reference.sample(n=cap, random_state=SEED).index.sort_values()
+    return reference.loc[keep].reset_index(drop=True), predictions.loc[keep].reset_index(drop=True)
+
+
+def attach(
+    src: Path, training: TrainingResult, settings: Settings, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Write ``src/monitoring/`` for a build and add its entry to the manifest.
+
+    The reference is the training run's raw inputs (the ``reference`` setting), validated
+    against the input schema and sampled to ``monitoring.reference_rows``, with the model's
+    predictions on the same rows.
+
+    Raises:
+        NotebookError: a monitoring setting is malformed.
+        MonitorError: the reference data fails the notebook's own input schema.
+    """
+    import pandas as pd
+
+    where = manifest["notebook"]
+    options = dict(settings.monitoring or {})
+    pipeline = load_pipeline(src, manifest)
+    reference = pd.read_parquet(training.reference_file)
+    predictions = pd.read_parquet(training.predictions_file)
+    valid, failures = schema_failures(pipeline.input_schema, reference)
+    if failures:
+        raise MonitorError(
+            f"{where}: the reference data `{settings.reference}` fails the input schema "
+            f"{manifest['input_schema']} in column(s) {', '.join(sorted(failures))}.",
+            columns=sorted(failures),
+        )
+    cap = int(options.get("reference_rows", REFERENCE_ROWS))
+    reference, predictions = _sample(valid.reset_index(drop=True), predictions, cap)
+    task = "classification" if training.classes else "regression"
+    roles = column_roles(pipeline.input_schema)
+    config = drift_config(options, roles, reference, predictions, task, where)
+    config.update(
+        {
+            "name": manifest["name"],
+            "version": manifest["version"],
+            "metrics": manifest.get("metrics", {}),
+            "gates": manifest.get("gates", []),
+            "classes": list(training.classes),
+            "log_dir_env": LOG_DIR_ENV,
+        }
+    )
+    folder = src / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    reference.to_parquet(folder / REFERENCE, index=False)
+    predictions.to_parquet(folder / PREDICTIONS, index=False)
+    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    report_config(config).save(str(folder / EVIDENTLY))
+    entry = {
+        "files": [f"{FOLDER}/{f}" for f in (REFERENCE, PREDICTIONS, CONFIG, EVIDENTLY)],
+        "reference_rows": len(reference),
+        "drift_share": config["drift_share"],
+        "log_dir_env": LOG_DIR_ENV,
+    }
+    manifest["monitoring"] = entry
+    log.info("monitoring attached: %d reference rows, %d columns", len(reference), len(roles))
+    return entry

@@ -1,0 +1,114 @@
+"""Model quality on current data whose outcomes are known, beside training and the gates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nb2prod.builder.gates import Bound
+from nb2prod.errors import MonitorError
+from nb2prod.monitoring.attach import PREDICTION
+
+
+def _scores(y: Any, predictions: Any, proba: Any, config: dict[str, Any]) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics as m
+
+    if config["task"] == "regression":
+        return {
+            "r2": m.r2_score(y, predictions),
+            "mae": m.mean_absolute_error(y, predictions),
+            "rmse": float(np.sqrt(m.mean_squared_error(y, predictions))),
+        }
+    scores = {"accuracy": m.accuracy_score(y, predictions)}
+    classes = config.get("classes") or []
+    if len(classes) == 2:
+        scores["f1"] = m.f1_score(y, predictions, pos_label=classes[1])
+        if proba is not None and len(set(y)) == 2:
+            scores["roc_auc"] = m.roc_auc_score(y, proba)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def outcomes(frame: Any, target: str, predictions: Any, proba: Any, config: dict[str, Any]) -> Any:
+    """The rows of ``frame`` whose ``target`` is known: columns target, prediction, proba.
+
+    ``proba`` (the positive class's, for a binary classifier) is there when it is known.
+
+    Raises:
+        MonitorError: there are no predictions, or no row has a known target.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if predictions is None:
+        raise MonitorError(
+            "--target needs predictions: the current data has no `prediction` column and no "
+            "model was found to compute them."
+        )
+    known = frame[target].notna().to_numpy()
+    if not known.any():
+        raise MonitorError(
+            f"--target {target}: no row of the current data has a value in `{target}`."
+        )
+    classes = config.get("classes") or []
+    y = frame[target].to_numpy()[known]
+    if config["task"] == "classification" and classes:
+        y = y.astype(np.asarray(classes).dtype, copy=False)
+    out = pd.DataFrame({"target": y, PREDICTION: np.asarray(predictions)[known]})
+    if proba is not None and len(classes) == 2:
+        out["proba"] = np.asarray(proba)[known, 1]
+    elif f"proba_{classes[-1] if classes else ''}" in frame.columns:
+        out["proba"] = frame[f"proba_{classes[-1]}"].to_numpy()[known]
+    return out
+
+
+def quality(known: Any, config: dict[str, Any]) -> list[dict]:
+    """Quality on the ``outcomes`` rows, next to the training metrics and the gates."""
+    positive = known["proba"].to_numpy() if "proba" in known else None
+    scores = _scores(known["target"].to_numpy(), known[PREDICTION].to_numpy(), positive, config)
+    gates = {g["metric"]: g["bound"] for g in config.get("gates", [])}
+    training = config.get("metrics", {})
+    rows = []
+    for name, value in scores.items():
+        row = {"metric": name, "current": value, "training": training.get(name)}
+        row["change"] = None if row["training"] is None else value - row["training"]
+        bound = Bound.parse(gates.get(name, ""))
+        row["gate"] = gates.get(name)
+        row["gate_passed"] = bound.holds(value) if bound else None
+        rows.append(row)
+    return rows
+
+
+def quality_report(known: Any, config: dict[str, Any], current: str) -> Any:
+    """Evidently's classification or regression preset on the rows whose outcome is known."""
+    from evidently import (
+        BinaryClassification,
+        DataDefinition,
+        Dataset,
+        MulticlassClassification,
+        Regression,
+        Report,
+    )
+    from evidently.presets import ClassificationPreset, RegressionPreset
+
+    if config["task"] == "regression":
+        task = {"regression": [Regression(target="target", prediction=PREDICTION)]}
+        preset, columns = RegressionPreset(), {"numerical_columns": ["target", PREDICTION]}
+    else:
+        classes = config.get("classes") or []
+        probas = "proba" if "proba" in known else None
+        if len(classes) == 2:
+            kind = BinaryClassification(
+                target="target",
+                prediction_labels=PREDICTION,
+                prediction_probas=probas,
+                pos_label=classes[1],
+            )
+        else:
+            kind = MulticlassClassification(target="target", prediction_labels=PREDICTION)
+        task = {"classification": [kind]}
+        preset, columns = ClassificationPreset(), {"categorical_columns": ["target", PREDICTION]}
+    try:
+        definition = DataDefinition(**task, **columns)
+        return Report([preset]).run(Dataset.from_pandas(known, data_definition=definition), None)
+    except Exception as exc:
+        raise MonitorError(f"Evidently could not score the outcomes in {current}: {exc}.") from exc

@@ -1,0 +1,330 @@
+"""``nb2prod monitor``: run a bento's attached Evidently config against current data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nb2prod.bento.locate import Bento, Pipeline, load_pipeline, open_bento, store_model
+from nb2prod.errors import MonitorError
+from nb2prod.monitoring.attach import (
+    CONFIG,
+    EVIDENTLY,
+    FOLDER,
+    PREDICTION,
+    PREDICTIONS,
+    REFERENCE,
+    schema_failures,
+)
+from nb2prod.monitoring.inputs import read_current
+from nb2prod.monitoring.quality import outcomes, quality, quality_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ColumnDrift:
+    """One row of the drift table."""
+
+    column: str
+    role: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass
+class MonitorResult:
+    """What one ``nb2prod monitor`` run found; ``exit_code`` is 1 when it should retrain."""
+
+    tag: str
+    current: str
+    rows: int
+    reference_rows: int
+    columns: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    drift_share: float
+    drifted_share: float
+    dataset_drift: bool
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    html: str | None = None
+    quality_html: str | None = None
+    json: str | None = None
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def drift(self) -> bool:
+        """Drift past a threshold: data set share, prediction drift, or a failed gate."""
+        failed_gate = any(q.get("gate_passed") is False for q in self.quality)
+        return (
+            self.dataset_drift or bool(self.prediction and self.prediction.drifted) or failed_gate
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.drift else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary (``--json``)."""
+        return {
+            "bento": self.tag,
+            "current": self.current,
+            "rows": self.rows,
+            "reference_rows": self.reference_rows,
+            "drift": self.drift,
+            "exit_code": self.exit_code,
+            "dataset_drift": self.dataset_drift,
+            "drift_share_threshold": self.drift_share,
+            "drifted_share": self.drifted_share,
+            "drifted_columns": self.drifted_columns,
+            "columns": [vars(c) for c in self.columns],
+            "prediction": vars(self.prediction) if self.prediction else None,
+            "quality": self.quality,
+            "notes": self.notes,
+            "html": self.html,
+            "quality_html": self.quality_html,
+        }
+
+
+def _config(bento: Bento) -> dict[str, Any]:
+    """The monitoring config attached at build time."""
+    path = bento.src / FOLDER / CONFIG
+    if not path.is_file():
+        raise MonitorError(
+            f"{bento.tag} has no monitoring config ({FOLDER}/{CONFIG}); "
+            "rebuild it with this nb2prod to attach one."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _validated(frame: Any, bento: Bento, config: dict[str, Any], schema: Any, source: str) -> Any:
+    columns = [c["name"] for c in config["columns"]]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MonitorError(
+            f"Current data {source} lacks input column(s) {', '.join(missing)} of the schema "
+            f"{bento.manifest['input_schema']}.",
+            columns=missing,
+        )
+    reference = _reference(bento)
+    inputs = frame[columns].copy()
+    for column in columns:  # logs and CSV lose dtypes; cast back where the values allow it
+        if inputs[column].dtype == reference[column].dtype:
+            continue
+        try:
+            inputs[column] = inputs[column].astype(reference[column].dtype)
+        except (TypeError, ValueError):
+            continue
+    valid, failures = schema_failures(schema, inputs)
+    if failures:
+        listed = ", ".join(f"{c} ({n} failure(s))" for c, n in sorted(failures.items()))
+        raise MonitorError(
+            f"Current data {source} violates the input schema {bento.manifest['input_schema']} "
+            f"in column(s) {listed}.",
+            columns=sorted(failures),
+        )
+    return valid
+
+
+def _reference(bento: Bento) -> Any:
+    import pandas as pd
+
+    folder = bento.src / FOLDER
+    return pd.read_parquet(folder / REFERENCE)
+
+
+def _predict(bento: Bento, pipeline: Pipeline, inputs: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    with open(bento.model_file, "rb") as fh:
+        model = pickle.load(fh)
+    model_input = pipeline.entrypoint(inputs.copy()) if pipeline.entrypoint else inputs
+    proba = model.predict_proba(model_input) if hasattr(model, "predict_proba") else None
+    return np.asarray(model.predict(model_input)), proba
+
+
+def _version_notes(frame: Any, version: str) -> list[str]:
+    if "_model_version" not in frame.columns:
+        return []
+    seen = sorted(str(v) for v in frame["_model_version"].dropna().unique())
+    if seen == [version]:
+        return []
+    return [f"the logs come from model version(s) {', '.join(seen)}; this bento is {version}"]
+
+
+def _dataset(frame: Any, config: dict[str, Any], with_prediction: bool) -> Any:
+    from evidently import DataDefinition, Dataset
+
+    specs = [*config["columns"], *([config["prediction"]] if with_prediction else [])]
+    definition = DataDefinition(
+        numerical_columns=[c["name"] for c in specs if c["role"] == "numerical"],
+        categorical_columns=[c["name"] for c in specs if c["role"] == "categorical"],
+    )
+    return Dataset.from_pandas(frame, data_definition=definition)
+
+
+def _report(bento: Bento, with_prediction: bool) -> Any:
+    from evidently import Report
+    from evidently.cli.report import ReportConfig
+    from evidently.metrics import ValueDrift
+
+    saved = ReportConfig.load(str(bento.src / FOLDER / EVIDENTLY))
+    metrics = [
+        m
+        for m in saved.metrics
+        if with_prediction or not (isinstance(m, ValueDrift) and m.column == PREDICTION)
+    ]
+    return Report(metrics, metadata=saved.metadata, include_tests=True)
+
+
+def summarize(snapshot: dict[str, Any], config: dict[str, Any]) -> tuple[list, Any, float, bool]:
+    """Drift rows per column, the prediction row, the drifted share and the data-set verdict."""
+    specs = {c["name"]: c for c in config["columns"]}
+    failed = {t["metric_config"]["metric_id"] for t in snapshot["tests"] if t["status"] == "FAIL"}
+    rows, prediction, share, dataset_drift = [], None, 0.0, False
+    for metric in snapshot["metrics"]:
+        kind = metric["config"]["type"].rsplit(":", 1)[-1]
+        if kind == "DriftedColumnsCount":
+            share, dataset_drift = float(metric["value"]["share"]), metric["id"] in failed
+        elif kind == "ValueDrift":
+            column = metric["config"]["column"]
+            spec = specs[column] if len(rows) < len(config["columns"]) else config["prediction"]
+            row = ColumnDrift(
+                column=column,
+                role=spec["role"],
+                method=spec["method"],
+                score=float(metric["value"]),
+                threshold=float(metric["config"].get("threshold", spec["threshold"])),
+                drifted=metric["id"] in failed,
+            )
+            # the preset's per-column metrics come first, then the model output's
+            if len(rows) < len(config["columns"]):
+                rows.append(row)
+            else:
+                prediction = row
+    return rows, prediction, share, dataset_drift
+
+
+def monitor(
+    bento: str | Path,
+    current: str | Path,
+    *,
+    html: Path | None = None,
+    json_out: Path | None = None,
+    target: str | None = None,
+) -> MonitorResult:
+    """Compare ``current`` with the reference of ``bento`` using its attached Evidently config.
+
+    Args:
+        bento: a store tag (``churn:latest``), a ``.bento`` file or an ``nb2prod build`` directory.
+        current: a ``.csv``/``.parquet`` file of raw inputs, or a prediction log directory.
+        html: where to write Evidently's HTML report.
+        json_out: where to write the JSON summary.
+        target: a column of ``current`` holding true outcomes; adds quality metrics.
+
+    Raises:
+        BentoNotFound: ``bento`` names no bento made by nb2prod.
+        MonitorError: bad input (missing file, unknown format, schema violations).
+    """
+    import pandas as pd
+
+    with open_bento(bento) as found:
+        config, notes = _config(found), []
+        pipeline = load_pipeline(found.src, found.manifest)
+        frame = read_current(current, found.manifest["name"])
+        if target is not None and target not in frame.columns:
+            raise MonitorError(
+                f"--target {target}: current data {current} has no column `{target}`."
+            )
+        inputs = _validated(frame, found, config, pipeline.input_schema, str(current))
+        notes += _version_notes(frame, found.manifest["version"])
+        proba = None
+        if PREDICTION in frame.columns and frame[PREDICTION].notna().any():
+            predictions = frame[PREDICTION].to_numpy()
+        elif (model := found.model_file or store_model(found.manifest["model_tag"])) is not None:
+            found.model_file = model
+            predictions, proba = _predict(found, pipeline, inputs)
+        else:
+            predictions = None
+            notes.append(
+                "no predictions in the current data and no model here: prediction drift skipped"
+            )
+        reference = _reference(found)
+        with_prediction = predictions is not None
+        if with_prediction:
+            reference[PREDICTION] = pd.read_parquet(found.src / FOLDER / PREDICTIONS)[PREDICTION]
+            inputs = inputs.reset_index(drop=True)
+            inputs[PREDICTION] = predictions
+            try:  # CSV and JSON may turn labels into other types; NaN rows (proba logs) stay
+                inputs[PREDICTION] = inputs[PREDICTION].astype(reference[PREDICTION].dtype)
+            except (TypeError, ValueError):
+                pass
+        try:
+            snapshot = _report(found, with_prediction).run(
+                _dataset(inputs, config, with_prediction),
+                _dataset(reference, config, with_prediction),
+            )
+            summary = snapshot.dict()
+        except Exception as exc:
+            raise MonitorError(
+                f"Evidently could not compare {current} with the reference: {exc}."
+            ) from exc
+        rows, prediction, share, dataset_drift = summarize(summary, config)
+        known = outcomes(frame, target, predictions, proba, config) if target else None
+        scores = quality(known, config) if known is not None else []
+        quality_snapshot = None
+        if known is not None and html is not None:
+            quality_snapshot = quality_report(known, config, str(current))
+        result = MonitorResult(
+            tag=found.manifest["tag"],
+            current=str(current),
+            rows=len(inputs),
+            reference_rows=len(reference),
+            columns=rows,
+            prediction=prediction,
+            drift_share=config["drift_share"],
+            drifted_share=share,
+            dataset_drift=dataset_drift,
+            quality=scores,
+            notes=notes,
+        )
+        _write(result, snapshot, html, json_out, quality_snapshot)
+    return result
+
+
+def _write(
+    result: MonitorResult,
+    snapshot: Any,
+    html: Path | None,
+    json_out: Path | None,
+    quality_snapshot: Any = None,
+) -> None:
+    try:
+        if html is not None:
+            Path(html).parent.mkdir(parents=True, exist_ok=True)
+            snapshot.save_html(str(html))
+            result.html = str(html)
+            if quality_snapshot is not None:
+                # Evidently scores quality on current data only: the reference has no outcomes.
+                path = Path(html).with_name(f"{Path(html).stem}.quality.html")
+                quality_snapshot.save_html(str(path))
+                result.quality_html = str(path)
+        if json_out is not None:
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+            result.json = str(json_out)
+            Path(json_out).write_text(
+                json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8"
+            )
+    except OSError as exc:
+        raise MonitorError(
+            f"Cannot write the monitoring report: {exc.strerror or exc} ({exc.filename})."
+        ) from exc

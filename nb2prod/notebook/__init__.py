@@ -1,0 +1,1 @@
+"""The notebook as nb2prod reads it: cells and roles, settings, and the static check."""

@@ -1,0 +1,405 @@
+"""Static checks of a tagged notebook (``ast`` and ``symtable`` only, no kernel)."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nb2prod.notebook.read import Cell, Notebook, role_label, role_tag
+from nb2prod.notebook.scope import ParsedCell, frame_schema, import_source, is_schema_class
+
+SEVERITIES = ("error", "warning", "info")
+_IMPLICIT = set(dir(builtins)) | {"__name__", "__file__", "__doc__", "__builtins__", "display"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a notebook, tied to a cell and line where it has one."""
+
+    code: str
+    severity: str
+    message: str
+    cell_index: int | None = None
+    cell_id: str | None = None
+    line: int | None = None
+    name: str | None = None
+    role: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Import:
+    """An import that lifted code needs, found in some cell, cut down to the needed names."""
+
+    cell: Cell
+    source: str
+
+
+@dataclass
+class LiftPlan:
+    """What gets lifted: cells, the imports and parameters they need, and the schemas."""
+
+    schema_cells: list[Cell]
+    feature_cells: list[Cell]
+    schema_imports: list[Import]
+    feature_imports: list[Import]
+    schema_params: list[str]
+    feature_params: list[str]
+    from_schema: list[str]  # schema names that features.py imports
+    schema_classes: list[str]
+    entrypoint: str | None
+    input_schema: str | None
+    output_schema: str | None
+    parameters: list[str] = field(default_factory=list)  # every name the parameters cell sets
+
+    @property
+    def lifted_params(self) -> list[str]:
+        return sorted(set(self.schema_params) | set(self.feature_params))
+
+
+@dataclass
+class CheckResult:
+    """The findings for one notebook, plus the pipeline and the lift plan they imply."""
+
+    notebook: Notebook
+    findings: list[Finding]
+    plan: LiftPlan
+
+    def add(self, findings: list[Finding]) -> None:
+        """Merge findings of checks run elsewhere, keeping the order: errors first, by cell."""
+        order = {s: i for i, s in enumerate(SEVERITIES)}
+        self.findings = sorted(
+            [*self.findings, *findings],
+            key=lambda f: (order[f.severity], f.cell_index or -1, f.line or 0),
+        )
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        settings = asdict(self.notebook.settings)
+        return {
+            "notebook": str(self.notebook.path),
+            "ok": self.ok,
+            "counts": {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES},
+            "findings": [f.to_dict() for f in self.findings],
+            "pipeline": [
+                {"role": c.role, "cell_index": c.index, "cell_id": c.id}
+                for c in self.notebook.cells
+                if c.role
+            ],
+            "settings": settings,
+        }
+
+
+class _Checker:
+    def __init__(self, nb: Notebook) -> None:
+        self.nb = nb
+        self.name = nb.path.name
+        self.findings: list[Finding] = []
+        self.parsed = {c.index: ParsedCell(c) for c in nb.cells}
+        self.star_imports = False
+
+    def add(self, code: str, severity: str, text: str, cell: Cell | None = None, **kw: Any):
+        where = f"{self.name}: {cell.where}" if cell else self.name
+        if cell and kw.get("line"):
+            where += f" line {kw['line']}"
+        self.findings.append(
+            Finding(
+                code,
+                severity,
+                f"{where}: {text}",
+                cell_index=cell.index if cell else None,
+                cell_id=cell.id if cell else None,
+                role=role_label(cell.role) if cell else None,
+                **kw,
+            )
+        )
+
+    def roles(self) -> None:
+        for cell in self.nb.cells:
+            for written, guess in cell.unknown_roles:
+                hint = f"; did you mean {role_tag(guess)}?" if guess else "."
+                known = ", ".join(role_tag(r) for r in ("schema", "features", "train"))
+                self.add(
+                    "unknown-role",
+                    "error",
+                    f"unknown role nb2prod:{written}{hint}" + ("" if guess else f" (e.g. {known})"),
+                    cell,
+                    name=written,
+                    line=cell.role_line or None,
+                )
+            if cell.conflicting_roles:
+                both = ", ".join(role_tag(r) for r in (cell.role, *cell.conflicting_roles))
+                self.add(
+                    "conflicting-roles",
+                    "error",
+                    f"has more than one role ({both}); give each cell one role.",
+                    cell,
+                )
+        if not self.nb.with_role("parameters"):
+            self.add(
+                "no-parameters",
+                "info",
+                "has no parameters cell, so the build takes no -p values.",
+            )
+        if not self.nb.with_role("train"):
+            self.add(
+                "no-train",
+                "error",
+                f"has no nb2prod:train cell; tag the cell that fits `{self.nb.settings.model}`.",
+            )
+
+    def lifted_syntax(self) -> None:
+        for cell in self.nb.lifted:
+            parsed = self.parsed[cell.index]
+            for line, text in parsed.magics:
+                self.add(
+                    "magic",
+                    "error",
+                    f"has IPython magic or shell escape `{text}`, which cannot run in a service; "
+                    "move it to an untagged cell.",
+                    cell,
+                    line=line,
+                )
+            if parsed.syntax_error:
+                err = parsed.syntax_error
+                self.add(
+                    "syntax", "error", f"has a syntax error: {err.msg}.", cell, line=err.lineno
+                )
+                continue
+            for node in ast.walk(parsed.tree):
+                if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                    self.star_imports = True
+                    self.add(
+                        "star-import",
+                        "error",
+                        f"uses `from {node.module} import *`; import the names it needs.",
+                        cell,
+                        line=node.lineno,
+                        name="*",
+                    )
+
+    def resolve(self, cells: list[Cell], provided: set[str], params: set[str]):
+        """Free names of ``cells``: lifted imports, lifted parameters, and findings."""
+        imports: dict[int, tuple[Cell, ast.stmt, list[ast.alias]]] = {}
+        used_params: list[str] = []
+        for cell in cells:
+            parsed = self.parsed[cell.index]
+            if parsed.tree is None:
+                continue
+            for name in sorted(parsed.free - provided - _IMPLICIT):
+                source = self._import_for(name)
+                if source:
+                    src_cell, node, alias = source
+                    entry = imports.setdefault(id(node), (src_cell, node, []))
+                    if alias not in entry[2]:
+                        entry[2].append(alias)
+                elif name in params:
+                    if name not in used_params:
+                        used_params.append(name)
+                elif not self.star_imports:
+                    # after a star import, any name may come from it: the star is the finding
+                    self._undefined(cell, name)
+        lifted = [
+            Import(c, import_source(n, aliases))
+            for c, n, aliases in sorted(imports.values(), key=lambda e: e[0].index)
+        ]
+        return lifted, used_params
+
+    def _import_for(self, name: str):
+        for cell in self.nb.cells:
+            if cell.role == "skip":
+                continue
+            hit = self.parsed[cell.index].imports.get(name)
+            if hit:
+                return cell, hit[0], hit[1]
+        return None
+
+    def _undefined(self, cell: Cell, name: str) -> None:
+        line = self.parsed[cell.index].first_use(name)
+        definers = [c for c in self.nb.cells if name in self.parsed[c.index].defined]
+        if definers:
+            d = definers[0]
+            only = "only " if len(definers) == 1 else ""
+            text = (
+                f"uses `{name}`, which {only}{d.where} defines; tag that cell "
+                f"{role_tag(cell.role)}, or compute it inside the function."
+            )
+        else:
+            text = f"uses `{name}`, which no cell, import, parameter or builtin provides."
+        self.add("undefined-name", "error", text, cell, line=line, name=name)
+
+    def entrypoint(self, schema_classes: set[str]) -> tuple[str | None, str | None, str | None]:
+        settings, features = self.nb.settings, self.nb.with_role("features")
+        if not features:
+            return None, self._default_schema(schema_classes), None
+        entry = settings.entrypoint
+        found: tuple[Cell, ast.FunctionDef] | None = None
+        for cell in features:
+            tree = self.parsed[cell.index].tree
+            for node in tree.body if tree else []:
+                if isinstance(node, ast.FunctionDef) and node.name == entry:
+                    found = (cell, node)
+        if not found:
+            self.add(
+                "missing-entrypoint",
+                "error",
+                f"no nb2prod:features cell defines the entry point `def {entry}(df)`; "
+                "define it or set nb2prod.entrypoint in the notebook metadata.",
+                features[0],
+                name=entry,
+            )
+            return None, None, None
+        cell, fn = found
+        args = fn.args
+        required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
+        kw_required = any(d is None for d in args.kw_defaults)
+        if required != 1 or kw_required or args.vararg is not None:
+            self.add(
+                "bad-entrypoint",
+                "error",
+                f"entry point `{entry}` must be a function of one data frame, "
+                f"but it takes {required} required argument(s).",
+                cell,
+                line=fn.lineno,
+                name=entry,
+            )
+            return entry, None, None
+        first = (args.posonlyargs + args.args)[0]
+        in_schema, out_schema = frame_schema(first.annotation), frame_schema(fn.returns)
+        if not in_schema or not out_schema:
+            self.add(
+                "unannotated-entrypoint",
+                "warning",
+                f"entry point `{entry}` lacks Pandera annotations; write "
+                f"`def {entry}(df: DataFrame[Raw]) -> DataFrame[Features]` so inputs and "
+                "outputs are validated and property-tested.",
+                cell,
+                line=fn.lineno,
+                name=entry,
+            )
+        for schema in (in_schema, out_schema):
+            if schema and schema not in schema_classes:
+                self.add(
+                    "unknown-schema",
+                    "error",
+                    f"entry point `{entry}` names `{schema}`, which no nb2prod:schema cell "
+                    "defines as a Pandera DataFrameModel.",
+                    cell,
+                    line=fn.lineno,
+                    name=schema,
+                )
+        in_schema = in_schema or self._default_schema(schema_classes)
+        self._called_in_training(entry)
+        return entry, in_schema, out_schema if out_schema in schema_classes else None
+
+    def _default_schema(self, schema_classes: set[str]) -> str | None:
+        chosen = self.nb.settings.input_schema
+        schema_cells = self.nb.with_role("schema")
+        if chosen:
+            if chosen not in schema_classes:
+                self.add(
+                    "unknown-schema",
+                    "error",
+                    f"setting nb2prod.input_schema names `{chosen}`, which no nb2prod:schema "
+                    "cell defines.",
+                    name=chosen,
+                )
+            return chosen
+        if not schema_classes:
+            self.add(
+                "no-schema",
+                "error",
+                "has no nb2prod:schema cell with a Pandera DataFrameModel, so requests "
+                "cannot be validated.",
+                schema_cells[0] if schema_cells else None,
+            )
+            return None
+        if len(schema_classes) > 1 and not self.nb.with_role("features"):
+            self.add(
+                "ambiguous-schema",
+                "error",
+                f"defines several schemas ({', '.join(sorted(schema_classes))}) and no "
+                "entry point; set nb2prod.input_schema in the notebook metadata.",
+                schema_cells[0],
+            )
+            return None
+        return min(schema_classes)
+
+    def _called_in_training(self, entry: str) -> None:
+        for cell in self.nb.with_role("train"):
+            parsed = self.parsed[cell.index]
+            if parsed.tree is not None and parsed.first_use(entry):
+                return
+        train = self.nb.with_role("train")
+        if train:
+            self.add(
+                "entrypoint-not-called",
+                "warning",
+                f"no nb2prod:train cell calls `{entry}`, so the model may be trained on "
+                "different features than it is served (training-serving skew).",
+                train[0],
+                name=entry,
+            )
+
+    def run(self) -> CheckResult:
+        self.roles()
+        self.lifted_syntax()
+        nb = self.nb
+        schema_cells, feature_cells = nb.with_role("schema"), nb.with_role("features")
+        params: set[str] = set()
+        for cell in nb.with_role("parameters"):
+            params |= self.parsed[cell.index].defined
+        schema_defined = set().union(*(self.parsed[c.index].defined for c in schema_cells))
+        feature_defined = set().union(*(self.parsed[c.index].defined for c in feature_cells))
+        schema_imports, schema_params = self.resolve(schema_cells, schema_defined, params)
+        # names the schema cells only import are imported again by features.py, not via schema
+        schema_own = schema_defined - set().union(
+            *(self.parsed[c.index].imports.keys() for c in schema_cells)
+        )
+        feature_imports, feature_params = self.resolve(
+            feature_cells, feature_defined | schema_own, params
+        )
+        features_free = set().union(*(self.parsed[c.index].free for c in feature_cells))
+        classes: list[str] = []
+        for cell in schema_cells:
+            tree = self.parsed[cell.index].tree
+            for node in tree.body if tree else []:
+                if isinstance(node, ast.ClassDef) and is_schema_class(node, set(classes)):
+                    classes.append(node.name)
+        entry, in_schema, out_schema = self.entrypoint(set(classes))
+        from_schema = sorted((features_free - feature_defined) & schema_own)
+        if entry is None and in_schema and in_schema not in from_schema:
+            from_schema.append(in_schema)
+        plan = LiftPlan(
+            schema_cells=schema_cells,
+            feature_cells=feature_cells,
+            schema_imports=schema_imports,
+            feature_imports=feature_imports,
+            schema_params=schema_params,
+            feature_params=feature_params,
+            from_schema=from_schema,
+            schema_classes=classes,
+            entrypoint=entry,
+            input_schema=in_schema,
+            output_schema=out_schema,
+            parameters=sorted(params),
+        )
+        result = CheckResult(nb, [], plan)
+        result.add(self.findings)
+        return result
+
+
+def analyze(nb: Notebook) -> CheckResult:
+    """Run every static check on an already-read notebook."""
+    return _Checker(nb).run()

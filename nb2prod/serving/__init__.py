@@ -1,0 +1,22 @@
+"""The bento's runtime: real modules, linted and tested here, copied into every bento.
+
+They import only what a bento ships, never nb2prod itself, and what varies per bento (its
+name, version and log size) comes from the generated ``service.py`` or ``nb2prod.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# where each runtime module goes in the bento's src/ -> its file here
+FILES = {
+    "nb2prod_runtime.py": "runtime.py",
+    "nb2prod_sink.py": "sink.py",
+    "tests/conftest.py": "conftest.py",
+}
+
+
+def sources() -> dict[str, str]:
+    """The runtime modules' text, by their path in the bento's ``src/``."""
+    return {target: (HERE / name).read_text(encoding="utf-8") for target, name in FILES.items()}

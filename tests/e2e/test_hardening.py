@@ -1,0 +1,81 @@
+"""Hardening of a served bento, bounded: load, fuzzing, SIGTERM, overload, no network.
+
+The same checks run full size in ``make bench`` (benchmarks/hardening.py). No test here
+depends on speed: each asserts on what was answered, never on how fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import ROOT
+
+sys.path.insert(0, str(ROOT))  # the benchmarks package, also under a bare `pytest`
+
+from benchmarks import hardening
+from benchmarks.servers import Server, bentoml_command, running
+
+pytestmark = pytest.mark.e2e
+
+
+def payloads(built: Any, n: int = 200) -> list[dict[str, Any]]:
+    """One-row request bodies from the bento's own reference rows."""
+    from tests.support import records
+
+    return [{"rows": [row]} for row in records(built.reference().head(n))]
+
+
+@pytest.fixture(scope="module")
+def served(churn: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The churn bento under ``bentoml serve`` on a free loopback port."""
+    logs = tmp_path_factory.mktemp("serve-logs")
+    with running(lambda port: bentoml_command(churn.tag, port), log_dir=logs) as server:
+        yield server
+
+
+def test_load_at_concurrency_64_gives_no_errors(churn, served) -> None:
+    result = hardening.load_check(served.url, payloads(churn), requests=2000, concurrency=64)
+    assert result.statuses == {"200": 2000}, result.failures[:5]
+
+
+def test_generated_requests_get_no_5xx_and_every_rejection_a_json_body(served) -> None:
+    result = hardening.schemathesis_check(served.url, examples=120)
+    assert result["cases"] >= 120
+    assert result["server_errors"] == 0, result["problems"]
+    assert result["problems"] == []
+    assert result["statuses"].get("4xx", 0) > 0, "the fuzzing never reached a rejection"
+
+
+def test_sigterm_under_load_finishes_every_accepted_request(churn, tmp_path) -> None:
+    command = lambda port: bentoml_command(churn.tag, port, "--timeout-graceful-shutdown", "30")
+    with running(command, log_dir=tmp_path) as server:
+        result = hardening.sigterm_check(server, payloads(churn, 1)[0], after=100)
+    outcomes = result["outcomes"]
+    assert outcomes.get("dropped", 0) == 0, result["dropped"]
+    assert outcomes.get("200", 0) >= 100
+    assert set(outcomes) <= {"200", "refused", "unanswered"}, outcomes
+    assert result["server_answered"] == result["client_received"], result
+
+
+def test_overload_past_max_concurrency_is_answered_429_not_left_hanging(churn, tmp_path) -> None:
+    name = churn.manifest["name"]
+    limit = {"BENTOML_CONFIG_OPTIONS": f"services.{name}.traffic.max_concurrency=2"}
+    body = {"rows": [r["rows"][0] for r in payloads(churn, 200)] * 10}  # 2,000 rows: slow enough
+    with running(lambda port: bentoml_command(churn.tag, port), log_dir=tmp_path, env=limit) as s:
+        result = hardening.overload_check(s.url, body, concurrency=32, requests=96)
+    statuses = result["statuses"]
+    assert set(statuses) <= {"200", str(hardening.OVERLOAD_STATUS)}, statuses
+    assert statuses.get(str(hardening.OVERLOAD_STATUS), 0) > 0
+    assert statuses.get("200", 0) > 0
+
+
+def test_bento_starts_and_serves_with_no_network(churn) -> None:
+    result = hardening.offline_check(churn.tag, payloads(churn, 1)[0])
+    assert result["ok"], result
+    assert result["outside"] is False, "the namespace had a route out"
+    assert result["status"] == 200
+    assert len(result["answer"]["predictions"]) == 1

@@ -1,0 +1,206 @@
+"""The generated runtime's fast validation path decides exactly as Pandera does.
+
+The fast path may only accept, and what it accepts must be what Pandera accepts, as the very
+same frame (values, dtypes, column order, index). Anything else it hands to Pandera. Each test
+runs both paths on the same rows: the example notebooks' schemas, and schemas built to cover
+each check the fast path models, on generated and hostile rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from nb2prod.notebook.read import read
+from tests.support import ROOT
+
+
+@pytest.fixture(scope="module")
+def runtime() -> ModuleType:
+    """The runtime module every bento ships as ``nb2prod_runtime.py``."""
+    from nb2prod.serving import runtime
+
+    return runtime
+
+
+def notebook_schema(name: str, model: str) -> Any:
+    """The ``model`` class from the example notebook's schema cells, as a DataFrameSchema."""
+    module = ModuleType(f"schema_of_{name}")
+    sys.modules[module.__name__] = module  # Pandera resolves the annotations in the module
+    for cell in read(ROOT / "notebooks" / f"{name}.ipynb").with_role("schema"):
+        exec(compile(cell.source, f"{name}.ipynb", "exec"), module.__dict__)  # noqa: S102
+    return getattr(module, model).to_schema()
+
+
+def covering_schema() -> Any:
+    """Every check and dtype the fast path models, nullable and not, not strict."""
+    return pa.DataFrameSchema(
+        {
+            "a": pa.Column(int, [pa.Check.in_range(-5, 5, include_min=False)]),
+            "b": pa.Column(float, [pa.Check.gt(-1.5), pa.Check.lt(1e6), pa.Check.ne(0.5)]),
+            "c": pa.Column(str, [pa.Check.notin(["bad", ""])], nullable=True),
+            "d": pa.Column(float, [pa.Check.isin([1.0, 2.0, 3])], nullable=True),
+            "e": pa.Column(int, [pa.Check.eq(7)]),
+            "f": pa.Column(str, [pa.Check.isin(["x", "y", "1"])]),
+        },
+        coerce=True,
+    )
+
+
+SCHEMAS = {
+    "churn": lambda: notebook_schema("churn", "Customer"),
+    "diabetes": lambda: notebook_schema("diabetes", "Patient"),
+    "covering": covering_schema,
+}
+
+# Hostile values: wrong types, bools, NaN and infinities, huge and negative numbers,
+# numbers as strings, nested JSON, nulls.
+HOSTILE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-10, 130),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-10, 1200),
+    st.sampled_from([0, 1, 2, 3, 7, 1.0, 2.0, -0.0, 0.5, 2**53, 2**53 + 1, 2**63, -(2**63) - 1]),
+    st.text(max_size=6),
+    st.sampled_from(["5", "3.0", "nan", "", "x", "y", "1", "bad", "card", "one-year", "two-year"]),
+    st.sampled_from(["month-to-month", "mailed-check", "electronic-check", "bank-transfer"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+
+
+@st.composite
+def hostile_rows(draw: st.DrawFn, columns: list[str], good: list[dict[str, Any]]) -> list[dict]:
+    """1-6 rows: real rows with some values replaced, some keys dropped or added."""
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        row = dict(draw(st.sampled_from(good)))
+        for column in draw(st.lists(st.sampled_from(columns), max_size=3)):
+            row[column] = draw(HOSTILE)
+        if draw(st.integers(0, 9)) == 0:
+            row.pop(draw(st.sampled_from(columns)))
+        if draw(st.integers(0, 9)) == 0:
+            row[draw(st.sampled_from(["extra", "A", columns[0] + " "]))] = 1
+        rows.append(row)
+    return rows
+
+
+def good_rows(schema: Any, columns: list[str]) -> list[dict[str, Any]]:
+    """Rows Pandera accepts, as a JSON client sends them."""
+    frame = schema.example(size=30)[columns]
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return json.loads(json.dumps(rows, default=lambda v: v.item()))
+
+
+def assert_same_decision(runtime: ModuleType, schema: Any, columns: list[str], rows: list) -> bool:
+    """Both paths on ``rows``; True when the fast path answered (and matched Pandera)."""
+    fast = runtime.FastPath.compile(schema, columns)(rows)
+    slow, failures = runtime.validate(schema, rows, columns, fast=False)
+    if fast is None:
+        return False
+    assert failures == [], f"fast path accepted rows Pandera rejects: {rows!r} -> {failures}"
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    assert list(fast.dtypes) == list(slow.dtypes)
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_fast_path_compiles_for_the_examples_and_covering_schema(runtime, name) -> None:
+    schema = SCHEMAS[name]()
+    assert runtime.FastPath.compile(schema, list(schema.columns)) is not None
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_fast_path_accepts_valid_rows_with_the_frame_pandera_returns(runtime, name) -> None:
+    schema = SCHEMAS[name]()
+    columns = list(schema.columns)
+    rows = good_rows(schema, columns)
+    for size in (1, 2, len(rows)):
+        assert assert_same_decision(runtime, schema, columns, rows[:size])
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_fast_path_never_accepts_what_pandera_rejects(runtime, name) -> None:
+    schema = SCHEMAS[name]()
+    columns = list(schema.columns)
+    good = good_rows(schema, columns)
+    answered = []
+
+    @settings(
+        max_examples=300,
+        deadline=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],  # a failure prints its rows; shrinking is slow
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(hostile_rows(columns, good))
+    def check(rows: list[dict]) -> None:
+        answered.append(assert_same_decision(runtime, schema, columns, rows))
+
+    check()
+    assert any(answered) and not all(answered), "the generator must reach both paths"
+
+
+def test_service_entry_point_gives_the_same_answer_with_and_without_fast_path(runtime) -> None:
+    schema = SCHEMAS["churn"]()
+    columns = list(schema.columns)
+    rows = good_rows(schema, columns)
+    fast, fast_failures = runtime.validate(schema, rows, columns)
+    slow, slow_failures = runtime.validate(schema, rows, columns, fast=False)
+    assert fast_failures == slow_failures == []
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    bad = [{**rows[0], "tenure_months": -1}, {**rows[1], "contract": None}]
+    (_, with_fast), (_, without) = (
+        runtime.validate(schema, bad, columns),
+        runtime.validate(schema, bad, columns, fast=False),
+    )
+    assert with_fast == without and {f["row"] for f in with_fast} == {0, 1}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        pa.DataFrameSchema({"a": pa.Column(int, pa.Check(lambda s: s > 0))}, coerce=True),
+        pa.DataFrameSchema(
+            {"a": pa.Column(int, pa.Check(lambda s: s > 0, name="greater_than"))}, coerce=True
+        ),
+        pa.DataFrameSchema({"a": pa.Column(int)}),  # no coercion: dtype depends on the frame
+        pa.DataFrameSchema({"a": pa.Column(int, unique=True)}, coerce=True),
+        pa.DataFrameSchema({"a": pa.Column(bool)}, coerce=True),
+        pa.DataFrameSchema({"a": pa.Column(int)}, coerce=True, checks=pa.Check(lambda df: True)),
+        pa.DataFrameSchema({"a": pa.Column(int, pa.Check.str_length(1))}, coerce=True),
+        pa.DataFrameSchema({"a": pa.Column("datetime64[ns]")}, coerce=True),
+    ],
+    ids=[
+        "custom",
+        "custom-named-as-builtin",
+        "no-coerce",
+        "unique",
+        "bool",
+        "frame-check",
+        "unmodelled-check",
+        "datetime",
+    ],
+)
+def test_fast_path_stays_off_for_what_it_does_not_model(runtime, schema) -> None:
+    assert runtime.FastPath.compile(schema, ["a"]) is None
+
+
+def test_fast_path_is_not_fooled_by_floats_that_look_like_ints(runtime) -> None:
+    schema = pa.DataFrameSchema({"a": pa.Column(int, pa.Check.le(2**53))}, coerce=True)
+    plan = runtime.FastPath.compile(schema, ["a"])
+    assert plan([{"a": 3.0}]) is None  # Pandera decides whether 3.0 is an int
+    assert plan([{"a": True}]) is None
+    assert plan([{"a": 2**53 + 1}]) is None
+    assert plan([{"a": math.nan}]) is None

@@ -1,0 +1,176 @@
+"""The ``/nb2prod/`` server routes, through a real Jupyter server (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import nb2prod
+from nb2prod.builder.pipeline import build
+from nb2prod.cli import app
+from nb2prod.errors import Nb2ProdError
+from tests.lab_support import BAD, UI, answer, jp_server_config, post, root, wait_for
+from tests.support import CHECK
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+__all__ = ["jp_server_config", "root"]  # fixtures, used by name
+
+
+@pytest.mark.parametrize("rel", ["diabetes.ipynb", f"sub/{BAD}"])
+async def test_check_answers_what_check_json_prints(jp_fetch, root: Path, rel: str) -> None:
+    # Given a notebook in the server root
+    # When the panel asks for its findings
+    response = await post(jp_fetch, "check", {"path": rel})
+    # Then the answer is the `nb2prod check --json` report, named root-relative
+    assert response.code == 200
+    expected = nb2prod.check(root / rel).to_dict()
+    expected["notebook"] = rel
+    assert answer(response) == expected
+
+
+@pytest.mark.parametrize("fixture", sorted(p.stem for p in CHECK.glob("*.ipynb")))
+async def test_the_panel_and_the_cli_give_identical_findings(
+    jp_fetch, jp_root_dir: Path, fixture: str
+) -> None:
+    # Given a check fixture in the server root, as the editor holds it
+    path = jp_root_dir / f"{fixture}.ipynb"
+    path.write_text((CHECK / path.name).read_text())
+    content = json.loads(path.read_text())
+    # When the panel checks the editor's content, and the CLI checks the file
+    route = answer(await post(jp_fetch, "check", {"path": path.name, "content": content}))
+    cli = CliRunner().invoke(app, ["check", "--json", str(path)])
+    # Then both find the same things, in the same words
+    printed = json.loads(cli.stdout)
+    assert cli.exit_code == (0 if printed["ok"] else 1)
+    for key in ("ok", "counts", "findings", "pipeline", "settings"):
+        assert route[key] == printed[key], key
+
+
+async def test_check_of_unsaved_content_follows_the_edit(jp_fetch, root: Path) -> None:
+    # Given the editor's copy of a notebook, where the untagged cell 1 is now nb2prod:features
+    content = json.loads((root / "sub" / BAD).read_text())
+    content["cells"][1]["metadata"]["tags"] = ["nb2prod:features"]
+    # When it is checked with that content
+    report = answer(await post(jp_fetch, "check", {"path": f"sub/{BAD}", "content": content}))
+    # Then the undefined-name error is gone, though the file on disk still has it
+    assert "undefined-name" not in {f["code"] for f in report["findings"]}
+    assert [p["cell_index"] for p in report["pipeline"] if p["role"] == "features"] == [1, 3]
+    on_disk = answer(await post(jp_fetch, "check", {"path": f"sub/{BAD}"}))
+    assert "undefined-name" in {f["code"] for f in on_disk["findings"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body"),
+    [
+        ("POST", "check", {"path": "diabetes.ipynb"}),
+        ("POST", "build", {"path": "diabetes.ipynb"}),
+        ("GET", "jobs", None),
+        ("GET", "jobs/0123abcd", None),
+    ],
+)
+async def test_every_route_refuses_requests_without_the_token(
+    http_server_client, jp_base_url: str, root: Path, method: str, route: str, body
+) -> None:
+    # Given no token, no cookie and no XSRF header
+    # When any nb2prod route is called
+    response = await http_server_client.fetch(
+        f"{jp_base_url}nb2prod/{route}",
+        method=method,
+        body=json.dumps(body) if body is not None else None,
+        raise_error=False,
+    )
+    # Then it is refused, and no build was started
+    assert response.code == 403
+    assert not (root / "bentos").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("../../etc/passwd", 403),
+        ("/etc/passwd", 400),  # a leading slash means the root, as in the contents API
+        ("../outside.ipynb", 403),
+        ("sub/../../outside.ipynb", 403),
+        ("link.ipynb", 403),
+        (".hidden/nb.ipynb", 403),
+        ("diabetes.py", 400),
+        ("missing.ipynb", 404),
+        ("", 400),
+        ("nb\x00.ipynb", 400),
+    ],
+)
+@pytest.mark.parametrize("route", ["check", "build"])
+async def test_paths_outside_the_root_get_4xx_and_read_nothing(
+    jp_fetch, root: Path, tmp_path: Path, path: str, code: int, route: str
+) -> None:
+    # Given a notebook outside the root, and a symlink inside the root pointing at it
+    outside = root.parent / "outside.ipynb"
+    outside.write_text((UI / BAD).read_text())
+    (root / "link.ipynb").symlink_to(outside)
+    (root / "diabetes.py").write_text("")
+    before = outside.stat().st_atime_ns
+    # When a route is asked about it
+    response = await post(jp_fetch, route, {"path": path})
+    # Then it answers a 4xx with a message, and the file was not opened
+    assert response.code == code
+    assert answer(response)["message"]
+    assert outside.stat().st_atime_ns == before
+    assert "findings" not in answer(response)
+
+
+async def test_malformed_requests_get_400(jp_fetch, root: Path) -> None:
+    bad_json = await jp_fetch(
+        "nb2prod", "check", method="POST", body="{not json", raise_error=False
+    )
+    assert bad_json.code == 400
+    bad_params = await post(jp_fetch, "build", {"path": "diabetes.ipynb", "params": [1]})
+    assert bad_params.code == 400
+    unknown = await jp_fetch("nb2prod", "jobs", "0123abcd", raise_error=False)
+    assert unknown.code == 404
+    assert answer(unknown)["message"] == "No build job 0123abcd."
+
+
+async def test_a_failed_build_reports_the_cli_message(jp_fetch, root: Path) -> None:
+    # Given a notebook whose check fails
+    with pytest.raises(Nb2ProdError) as cli:
+        build(root / "sub" / BAD, out_dir=root.parent / "cli-bentos")
+    # When it is built through the server
+    started = await post(jp_fetch, "build", {"path": f"sub/{BAD}"})
+    assert started.code == 202
+    job = await wait_for(jp_fetch, answer(started)["id"], timeout=60)
+    # Then the job failed at check, with the very message the CLI prints
+    assert job["state"] == "failed"
+    assert job["error"]["message"] == str(cli.value)
+    assert job["error"]["error"] == "CheckFailed"
+    assert job["stages"]["check"] == "failed"
+    assert job["log"][-1] == f"Error: {cli.value}"
+
+
+async def test_a_cookie_session_must_send_the_xsrf_token(
+    http_server_client, jp_base_url: str, jp_serverapp, root: Path
+) -> None:
+    # Given a browser session: the login cookie that visiting a page with the token sets
+    page = await http_server_client.fetch(
+        f"{jp_base_url}tree?token={jp_serverapp.identity_provider.token}", raise_error=False
+    )
+    cookies = "; ".join(c.split(";", 1)[0] for c in page.headers.get_list("Set-Cookie") if "=" in c)
+    assert "_xsrf=" in cookies
+    xsrf = next(c.split("=", 1)[1] for c in cookies.split("; ") if c.startswith("_xsrf="))
+    body = json.dumps({"path": "diabetes.ipynb"})
+
+    async def check(headers: dict) -> int:
+        response = await http_server_client.fetch(
+            f"{jp_base_url}nb2prod/check",
+            method="POST",
+            body=body,
+            headers={"Cookie": cookies, **headers},
+            raise_error=False,
+        )
+        return response.code
+
+    # When it posts without the XSRF header, it is refused; with it, it is answered
+    assert await check({}) == 403
+    assert await check({"X-XSRFToken": xsrf}) == 200
