@@ -1,4 +1,5 @@
-# nb2prod: `make demo` (fresh machine -> built, served bento) and `make test` (the whole suite).
+# nb2prod: `make demo` (fresh machine -> built, served bento) and `make test` (the whole suite,
+# with what it needs installed first). `make test-fast` is the tier to run before every commit.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ PYTHON ?= python3
 export BENTOML_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast test-js test-deps lint bench clean
 
 LABEXT := nb2prod/labextension/package.json
 FRONTEND := package.json yarn.lock tsconfig.json $(wildcard src/*.ts schema/*.json style/*)
@@ -32,8 +33,25 @@ $(LABEXT): $(VENV)/.installed $(FRONTEND)
 demo: install
 	$(PY) scripts/demo.py notebooks/churn.ipynb
 
-test: install
-	$(PY) -m pytest -q
+# Everything: the frontend's Jest tests, then the unit, e2e and browser tiers of pytest.
+test: install test-deps test-js
+	$(PY) -m pytest -q tests
+
+# The unit tier (no kernel, no build, no bentoml serve, no browser) and the Jest tests.
+test-fast: install test-js
+	$(PY) -m pytest -q tests/unit
+
+test-js: $(LABEXT)
+	PATH=$(abspath $(VENV))/bin:$$PATH CI=true jlpm test < /dev/null
+
+# The browser tier drives Debian's chromium (Playwright's own browser download cannot work
+# here); install it when it is missing, as root or through sudo.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check nb2prod tests scripts benchmarks

@@ -328,11 +328,9 @@ export class Nb2prodPanel extends Widget {
         h('td', {}, gate ? `gate ${gate.bound} ${gate.passed ? 'passed' : 'failed'}` : '')
       );
     });
-    const monitoring = result.monitoring_report
-      ? this.fileLink('monitoring report', result.monitoring_report)
-      : result.monitoring_config
-        ? this.fileLink('monitoring config', result.monitoring_config)
-        : null;
+    const monitoring = result.monitoring_config
+      ? this.fileLink('monitoring config', result.monitoring_config)
+      : null;
     fill(
       this._result,
       h(

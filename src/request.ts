@@ -93,7 +93,6 @@ export interface IBuildResult {
   bento_path: string;
   build_dir: string;
   service_py: string;
-  monitoring_report: string | null;
   monitoring_config: string | null;
   serve_command: string;
   gates?: { metric: string; bound: string; passed: boolean }[];

@@ -8,11 +8,14 @@ import { h } from './dom';
 
 type Settings = Record<string, unknown>;
 
-/** `roc_auc >= 0.80` lines <-> `{"roc_auc": ">= 0.80"}`. */
+/**
+ * `roc_auc >= 0.80` lines <-> `{"roc_auc": ">= 0.80"}`. A metric without a rule is kept with
+ * an empty rule, so the build names it instead of the form dropping what was typed.
+ */
 export function parseGates(text: string): Record<string, string> {
   const gates: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    const match = /^\s*([^\s<>=!]+)\s*(.+?)\s*$/.exec(line);
+    const match = /^\s*([^\s<>=!]+)\s*(.*?)\s*$/.exec(line);
     if (match) {
       gates[match[1]] = match[2];
     }

@@ -181,8 +181,8 @@ def lift_in_process(notebook: Path, work: Path) -> tuple[Any, TrainingResult]:
 
     Returns the check result and the training result.
     """
-    from nb2prod.builder.gates import check_gates
     from nb2prod.builder.pipeline import lift_into
+    from nb2prod.notebook.gates import check_gates
 
     checked, training = train_in_process(notebook, work / "train")
     gates = check_gates(checked.notebook.settings.gates, training.metrics, notebook.name)

@@ -15,7 +15,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from nb2prod.errors import BentoNotFound, MonitorError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pandera.api.pandas.container import DataFrameSchema
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class Pipeline:
     schema_module: ModuleType
     features_module: ModuleType | None
     input_schema: DataFrameSchema
-    entrypoint: Any  # the feature function, or None when inputs go straight to the model
+    # the feature function, or None when inputs go straight to the model
+    entrypoint: Callable[[pd.DataFrame], pd.DataFrame] | None
 
 
 def _src_dir(path: Path) -> Path | None:

@@ -6,9 +6,13 @@ import functools
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nb2prod.errors import CodegenError
+
+if TYPE_CHECKING:
+    import jinja2
+
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATE_DIRS = (
@@ -26,7 +30,7 @@ def template_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def environment() -> Any:
+def environment() -> jinja2.Environment:
     """The one cached Jinja environment: strict, no autoescape, a ``repr`` filter."""
     import jinja2
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from nb2prod.bento import store
 from nb2prod.builder import cache, identity
 from nb2prod.builder.codegen import write
-from nb2prod.builder.gates import check_gates
 from nb2prod.builder.lift import lift, manifest_file
 from nb2prod.builder.training import run as run_training
 from nb2prod.gate.run import failure, run_tests
 from nb2prod.monitoring import attach
 from nb2prod.notebook.check import check
+from nb2prod.notebook.gates import check_gates
 
 if TYPE_CHECKING:
     from nb2prod.builder.lift import Lifted

@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING, Any
 from nb2prod.gate.properties import BY_KEY, PROPERTIES, read_settings
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from pandera.api.checks import Check
+    from pandera.api.pandas.components import Column
+    from pandera.api.pandas.container import DataFrameSchema
+
     from nb2prod.notebook.analysis import CheckResult
     from nb2prod.notebook.read import Cell
 
@@ -62,7 +67,7 @@ def entrypoint_cell(checked: CheckResult) -> Cell | None:
     return None
 
 
-def _schema(schema_source: str, name: str) -> Any:
+def _schema(schema_source: str, name: str) -> DataFrameSchema:
     """The input ``DataFrameSchema``, from the lifted schema module's text."""
     import sys
     import types
@@ -94,7 +99,7 @@ def _kind(dtype: str) -> str:
     return "other"
 
 
-def _bounds(checks: list[Any]) -> tuple[Any, Any]:
+def _bounds(checks: list[Check]) -> tuple[Any, Any]:
     """The schema's (lower, upper) bound of a column, None where it leaves a side open."""
     low = high = None
     for check in checks:
@@ -124,7 +129,7 @@ def _literal(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _observed(series: Any) -> list[Any]:
+def _observed(series: pd.Series) -> list[Any]:
     values = series.dropna().unique().tolist()
     try:
         values = sorted(values)
@@ -148,7 +153,7 @@ def _can_hold_null(dtype: str, kind: str) -> bool:
     return kind in ("float", "str", "category", "datetime") or dtype in _NULLABLE_EXTENSION
 
 
-def _column(name: str, column: Any, reference: Any) -> dict[str, Any]:
+def _column(name: str, column: Column | None, reference: pd.DataFrame) -> dict[str, Any]:
     """How one input column is drawn, and why; the template lays it out."""
     dtype = str(column.dtype) if column is not None else str(reference[name].dtype)
     kind = _kind(dtype)
@@ -202,7 +207,7 @@ def _column(name: str, column: Any, reference: Any) -> dict[str, Any]:
     return {**plan, "source": "pandera", "why": f"Pandera, from the schema ({described})"}
 
 
-def _describe(check: Any) -> str:
+def _describe(check: Check) -> str:
     """A check as people write it: ``>= 0``, ``in [0, 1]``, ``one of ['a', 'b']``."""
     stats = check.statistics
     if check.name in _SYMBOLS:
@@ -216,7 +221,7 @@ def _describe(check: Any) -> str:
     return " ".join([check.name, *shown])
 
 
-def _range(low: Any, high: Any, seen: Any, kind: str) -> tuple[Any, Any]:
+def _range(low: Any, high: Any, seen: pd.Series, kind: str) -> tuple[Any, Any]:
     cast = int if kind == "int" else float
     lo, hi = cast(seen.min()), cast(seen.max())
     if low is not None and low != "set":
@@ -226,7 +231,7 @@ def _range(low: Any, high: Any, seen: Any, kind: str) -> tuple[Any, Any]:
     return lo, max(lo, hi)
 
 
-def _filter_reasons(schema: Any) -> list[str]:
+def _filter_reasons(schema: DataFrameSchema) -> list[str]:
     """Checks the column strategies cannot guarantee, so drawn frames must pass validation."""
     reasons = ["frame-wide checks"] if schema.checks else []
     reasons += ["unique columns"] if schema.unique else []

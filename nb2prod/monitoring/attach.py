@@ -11,6 +11,10 @@ from nb2prod.bento.locate import load_pipeline
 from nb2prod.errors import MonitorError, NotebookError
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from evidently.legacy.calculations.stattests.registry import StatTest
+    from pandera.api.pandas.container import DataFrameSchema
+
     from nb2prod.builder.training import TrainingResult
     from nb2prod.notebook.read import Settings
 
@@ -39,7 +43,7 @@ ROLES = ("numerical", "categorical")
 PREDICTION = "prediction"
 
 
-def column_roles(schema: Any) -> dict[str, str]:
+def column_roles(schema: DataFrameSchema) -> dict[str, str]:
     """``numerical`` or ``categorical`` per schema column, from its dtype and checks.
 
     Strings, booleans and categories are categorical; so is any column with an ``isin``
@@ -54,7 +58,9 @@ def column_roles(schema: Any) -> dict[str, str]:
     return roles
 
 
-def schema_failures(schema: Any, frame: Any) -> tuple[Any, dict[str, int]]:
+def schema_failures(
+    schema: DataFrameSchema, frame: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Validate ``frame`` lazily; return the coerced frame and failure counts per column."""
     import pandas as pd
     from pandera.errors import SchemaError, SchemaErrors
@@ -76,7 +82,7 @@ def schema_failures(schema: Any, frame: Any) -> tuple[Any, dict[str, int]]:
         return frame, counts
 
 
-def _stattest(method: str, role: str, column: str, where: str) -> Any:
+def _stattest(method: str, role: str, column: str, where: str) -> StatTest:
     from evidently.legacy.calculations.stattests.registry import get_registered_stattest
     from evidently.legacy.core import ColumnType
 
@@ -90,7 +96,7 @@ def _stattest(method: str, role: str, column: str, where: str) -> Any:
         ) from exc
 
 
-def _default_stattest(series: Any, role: str) -> Any:
+def _default_stattest(series: pd.Series, role: str) -> StatTest:
     from evidently.legacy.calculations.stattests.registry import _get_default_stattest
     from evidently.legacy.core import ColumnType
 
@@ -129,7 +135,7 @@ def _check_settings(settings: dict[str, Any], columns: list[str], where: str) ->
 
 
 def _drift_spec(
-    column: str, role: str, series: Any, spec: dict, settings: dict, where: str
+    column: str, role: str, series: pd.Series, spec: dict, settings: dict, where: str
 ) -> dict:
     method = spec.get("method") or settings.get(f"{role[:3]}_method") or settings.get("method")
     test = _stattest(method, role, column, where) if method else _default_stattest(series, role)
@@ -147,8 +153,8 @@ def _drift_spec(
 def drift_config(
     settings: dict[str, Any],
     roles: dict[str, str],
-    reference: Any,
-    predictions: Any,
+    reference: pd.DataFrame,
+    predictions: pd.DataFrame,
     task: str,
     where: str,
 ) -> dict[str, Any]:
@@ -211,7 +217,9 @@ def report_config(config: dict[str, Any]) -> Any:
     )
 
 
-def _sample(reference: Any, predictions: Any, cap: int) -> tuple[Any, Any]:
+def _sample(
+    reference: pd.DataFrame, predictions: pd.DataFrame, cap: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     if len(reference) <= cap:
         return reference, predictions
     keep = reference.sample(n=cap, random_state=SEED).index.sort_values()

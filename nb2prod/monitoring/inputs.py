@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nb2prod.errors import MonitorError
 from nb2prod.serving.sink import LOG_META
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
 log = logging.getLogger(__name__)
 
 
-def _read_logs(files: list[Path]) -> Any:
+def _read_logs(files: list[Path]) -> pd.DataFrame:
     import pandas as pd
 
     frames, outputs, meta, bad = [], [], [], 0
@@ -40,7 +44,7 @@ def _read_logs(files: list[Path]) -> Any:
     return pd.concat([frame, outs], axis=1)
 
 
-def read_current(path: str | Path, service: str | None = None) -> Any:
+def read_current(path: str | Path, service: str | None = None) -> pd.DataFrame:
     """Read current data: a ``.csv`` or ``.parquet`` file, or a directory of prediction logs.
 
     In a log directory that several services share, only ``<service>-*.jsonl`` are read.

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nb2prod.builder.gates import Bound
 from nb2prod.errors import MonitorError
 from nb2prod.monitoring.attach import PREDICTION
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from evidently.core.report import Snapshot
+from nb2prod.notebook.gates import Bound
 
-def _scores(y: Any, predictions: Any, proba: Any, config: dict[str, Any]) -> dict[str, float]:
+
+def _scores(
+    y: np.ndarray, predictions: np.ndarray, proba: np.ndarray | None, config: dict[str, Any]
+) -> dict[str, float]:
     import numpy as np
     from sklearn import metrics as m
 
@@ -28,7 +35,13 @@ def _scores(y: Any, predictions: Any, proba: Any, config: dict[str, Any]) -> dic
     return {k: float(v) for k, v in scores.items()}
 
 
-def outcomes(frame: Any, target: str, predictions: Any, proba: Any, config: dict[str, Any]) -> Any:
+def outcomes(
+    frame: pd.DataFrame,
+    target: str,
+    predictions: np.ndarray | None,
+    proba: np.ndarray | None,
+    config: dict[str, Any],
+) -> pd.DataFrame:
     """The rows of ``frame`` whose ``target`` is known: columns target, prediction, proba.
 
     ``proba`` (the positive class's, for a binary classifier) is there when it is known.
@@ -61,7 +74,7 @@ def outcomes(frame: Any, target: str, predictions: Any, proba: Any, config: dict
     return out
 
 
-def quality(known: Any, config: dict[str, Any]) -> list[dict]:
+def quality(known: pd.DataFrame, config: dict[str, Any]) -> list[dict]:
     """Quality on the ``outcomes`` rows, next to the training metrics and the gates."""
     positive = known["proba"].to_numpy() if "proba" in known else None
     scores = _scores(known["target"].to_numpy(), known[PREDICTION].to_numpy(), positive, config)
@@ -78,7 +91,7 @@ def quality(known: Any, config: dict[str, Any]) -> list[dict]:
     return rows
 
 
-def quality_report(known: Any, config: dict[str, Any], current: str) -> Any:
+def quality_report(known: pd.DataFrame, config: dict[str, Any], current: str) -> Snapshot:
     """Evidently's classification or regression preset on the rows whose outcome is known."""
     from evidently import (
         BinaryClassification,

@@ -7,7 +7,7 @@ import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento.locate import Bento, Pipeline, load_pipeline, open_bento, store_model
 from nb2prod.errors import MonitorError
@@ -22,6 +22,13 @@ from nb2prod.monitoring.attach import (
 )
 from nb2prod.monitoring.inputs import read_current
 from nb2prod.monitoring.quality import outcomes, quality, quality_report
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from evidently import Dataset, Report
+    from evidently.core.report import Snapshot
+    from pandera.api.pandas.container import DataFrameSchema
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +113,13 @@ def _config(bento: Bento) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _validated(frame: Any, bento: Bento, config: dict[str, Any], schema: Any, source: str) -> Any:
+def _validated(
+    frame: pd.DataFrame,
+    bento: Bento,
+    config: dict[str, Any],
+    schema: DataFrameSchema,
+    source: str,
+) -> pd.DataFrame:
     columns = [c["name"] for c in config["columns"]]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -135,14 +148,16 @@ def _validated(frame: Any, bento: Bento, config: dict[str, Any], schema: Any, so
     return valid
 
 
-def _reference(bento: Bento) -> Any:
+def _reference(bento: Bento) -> pd.DataFrame:
     import pandas as pd
 
     folder = bento.src / FOLDER
     return pd.read_parquet(folder / REFERENCE)
 
 
-def _predict(bento: Bento, pipeline: Pipeline, inputs: Any) -> tuple[Any, Any]:
+def _predict(
+    bento: Bento, pipeline: Pipeline, inputs: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray | None]:
     import numpy as np
 
     with open(bento.model_file, "rb") as fh:
@@ -152,7 +167,7 @@ def _predict(bento: Bento, pipeline: Pipeline, inputs: Any) -> tuple[Any, Any]:
     return np.asarray(model.predict(model_input)), proba
 
 
-def _version_notes(frame: Any, version: str) -> list[str]:
+def _version_notes(frame: pd.DataFrame, version: str) -> list[str]:
     if "_model_version" not in frame.columns:
         return []
     seen = sorted(str(v) for v in frame["_model_version"].dropna().unique())
@@ -161,7 +176,7 @@ def _version_notes(frame: Any, version: str) -> list[str]:
     return [f"the logs come from model version(s) {', '.join(seen)}; this bento is {version}"]
 
 
-def _dataset(frame: Any, config: dict[str, Any], with_prediction: bool) -> Any:
+def _dataset(frame: pd.DataFrame, config: dict[str, Any], with_prediction: bool) -> Dataset:
     from evidently import DataDefinition, Dataset
 
     specs = [*config["columns"], *([config["prediction"]] if with_prediction else [])]
@@ -172,7 +187,7 @@ def _dataset(frame: Any, config: dict[str, Any], with_prediction: bool) -> Any:
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-def _report(bento: Bento, with_prediction: bool) -> Any:
+def _report(bento: Bento, with_prediction: bool) -> Report:
     from evidently import Report
     from evidently.cli.report import ReportConfig
     from evidently.metrics import ValueDrift
@@ -186,7 +201,9 @@ def _report(bento: Bento, with_prediction: bool) -> Any:
     return Report(metrics, metadata=saved.metadata, include_tests=True)
 
 
-def summarize(snapshot: dict[str, Any], config: dict[str, Any]) -> tuple[list, Any, float, bool]:
+def summarize(
+    snapshot: dict[str, Any], config: dict[str, Any]
+) -> tuple[list[ColumnDrift], ColumnDrift | None, float, bool]:
     """Drift rows per column, the prediction row, the drifted share and the data-set verdict."""
     specs = {c["name"]: c for c in config["columns"]}
     failed = {t["metric_config"]["metric_id"] for t in snapshot["tests"] if t["status"] == "FAIL"}
@@ -303,10 +320,10 @@ def monitor(
 
 def _write(
     result: MonitorResult,
-    snapshot: Any,
+    snapshot: Snapshot,
     html: Path | None,
     json_out: Path | None,
-    quality_snapshot: Any = None,
+    quality_snapshot: Snapshot | None = None,
 ) -> None:
     try:
         if html is not None:

@@ -9,16 +9,28 @@ from typing import Any
 from nb2prod.errors import CheckFailed, NotebookError
 from nb2prod.gate.properties import read_settings
 from nb2prod.notebook.analysis import CheckResult, Finding, analyze
+from nb2prod.notebook.gates import Bound
 from nb2prod.notebook.read import Notebook, parse, read
 
 
 def _settings_findings(nb: Notebook) -> list[Finding]:
     """Settings that only other stages read, validated now rather than after training."""
+    found = []
     try:
         read_settings(nb)
     except NotebookError as exc:
-        return [Finding("bad-setting", "error", exc.message, name="nb2prod.properties")]
-    return []
+        found.append(Finding("bad-setting", "error", exc.message, name="nb2prod.properties"))
+    for metric, text in nb.settings.gates.items():
+        if Bound.parse(text) is None:
+            found.append(
+                Finding(
+                    "bad-gate",
+                    "error",
+                    f"{nb.path.name}: gate `{metric}: {text}` is not of the form '>= 0.8'.",
+                    name=metric,
+                )
+            )
+    return found
 
 
 def check(

@@ -33,6 +33,11 @@ describe('parseGates', () => {
     expect(parseGates('>= 0.8\n< 1\nf1 > 0.5')).toEqual({ f1: '> 0.5' });
   });
 
+  it('keeps a metric typed without a rule whole, with an empty rule', () => {
+    expect(parseGates('roc_auc')).toEqual({ roc_auc: '' });
+    expect(parseGates('roc_auc   \nf1 > 0.5')).toEqual({ roc_auc: '', f1: '> 0.5' });
+  });
+
   it('keeps the last rule when a metric comes twice', () => {
     expect(parseGates('f1 > 0.5\nf1 > 0.7')).toEqual({ f1: '> 0.7' });
   });

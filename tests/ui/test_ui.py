@@ -267,6 +267,15 @@ def test_tag_from_the_toolbar_watch_the_panel_and_build(
     cells.nth(8).locator(".jp-InputPrompt").click()  # the skip, schema and features chips
     page.screenshot(path=IMAGES / "jupyterlab-roles.png")
 
+    # Before any build, the panel shows the pipeline the server sends, every step pending
+    steps = panel.locator(".jp-nb2prod-step")
+    expect(steps).to_have_count(5)
+    assert steps.evaluate_all("nodes => nodes.map(n => n.dataset.stage)") == [
+        "check", "train", "lift", "test", "bento",
+    ]  # fmt: skip
+    expect(panel.locator('.jp-nb2prod-step[data-stage="test"]')).to_have_text("property tests")
+    expect(panel.locator(".jp-nb2prod-step.jp-mod-pending")).to_have_count(5)
+
     # When Build is clicked
     panel.locator(".jp-nb2prod-build").click()
     # Then the notebook is saved, the stages run, and the bento tag and links appear

@@ -26,6 +26,7 @@ EXPECTED = {
     "no_parameters": ("no-parameters", "info", None, None, None),
     # a setting only the gate reads, checked before training all the same
     "properties_typo": ("bad-setting", "error", None, None, "nb2prod.properties"),
+    "gate_malformed": ("bad-gate", "error", None, None, "accuracy"),
 }
 
 

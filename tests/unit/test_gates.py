@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nb2prod.builder.gates import Bound, check_gates
 from nb2prod.errors import GateFailed
+from nb2prod.notebook.gates import Bound, check_gates
 
 
 def test_gates_parse_and_compare() -> None:
