@@ -94,7 +94,7 @@ def ceiling(src: Path, model: Any, frame: Any, rows: int = 2000, repeat: int = 5
 def bench_validation(src: Path, rows: list[dict], url: str, sizes=(1, 100, 10_000)) -> dict:
     """In-process validation time against the whole served request, per request size."""
     sys.path.insert(0, str(src))
-    import nb2prod_runtime as runtime  # the bento's own runtime
+    import nb2prod_validation as runtime  # the bento's own validation
 
     from benchmarks.load import load
 

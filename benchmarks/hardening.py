@@ -1,6 +1,7 @@
-"""Hardening checks against a served bento: load, fuzzing, SIGTERM, overload, no network.
+"""Hardening checks against a served bento: load, fuzzing, SIGTERM, overload, no network,
+a flood of invalid rows, slow senders and oversized bodies.
 
-Each returns plain data; ``tests/test_hardening.py`` runs them bounded and asserts on the
+Each returns plain data; ``tests/e2e/test_hardening.py`` runs them bounded and asserts on the
 result, ``python -m benchmarks`` runs them full size and records the result.
 """
 
@@ -157,6 +158,166 @@ def overload_check(url: str, body: dict, *, concurrency: int, requests: int) -> 
     """Far more concurrent requests than the server allows: each is answered, none hangs."""
     result = load(f"{url}/predict", [body], requests=requests, concurrency=concurrency, timeout=60)
     return {**result.to_dict(), "statuses": result.statuses}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _flood(url: str, body: bytes, interval: float) -> dict[str, Any]:
+    import httpx
+
+    health: list[float] = []
+    failed_health = 0
+    async with httpx.AsyncClient(timeout=120) as client:
+        started = time.perf_counter()
+        big = asyncio.create_task(
+            client.post(
+                f"{url}/predict", content=body, headers={"content-type": "application/json"}
+            )
+        )
+        while not big.done():
+            sent = time.perf_counter()
+            try:
+                answer = await client.get(f"{url}/healthz", timeout=10)
+                health.append(time.perf_counter() - sent)
+                failed_health += answer.status_code != 200
+            except httpx.HTTPError:
+                failed_health += 1
+            await asyncio.sleep(interval)
+        response = await big
+        seconds = time.perf_counter() - started
+    data = response.json()
+    return {
+        "status": response.status_code,
+        "seconds": seconds,
+        "listed": len(data.get("failures", [])),
+        "error": data.get("error", "")[:200],
+        "healthz": len(health),
+        "healthz_failed": failed_health,
+        "healthz_p99_ms": 1000 * (_percentile(health, 0.99) or 0),
+        "healthz_max_ms": 1000 * max(health, default=0),
+    }
+
+
+def invalid_flood_check(url: str, row: dict, *, rows: int = 10_000, interval: float = 0.02) -> dict:
+    """One request of ``rows`` invalid rows, with ``/healthz`` timed while it is answered."""
+    body = json.dumps({"rows": [row] * rows}).encode()
+    return {"rows": rows, "body_mb": len(body) / 2**20, **asyncio.run(_flood(url, body, interval))}
+
+
+def _raw_post(url: str, body: bytes, *, declared: int | None = None) -> tuple[Any, bytes]:
+    """A socket with the request line, headers and the start of ``body`` sent."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    length = len(body) if declared is None else declared
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    return sock, body
+
+
+def _status(sock: Any) -> int | None:
+    try:
+        line = sock.recv(4096).split(b"\r\n", 1)[0]
+        return int(line.split()[1]) if line.startswith(b"HTTP/") else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def oversized_body_check(url: str, *, megabytes: int = 100) -> dict:
+    """Announce a ``megabytes`` body, send its first bytes: the 413 comes before the rest."""
+    started = time.perf_counter()
+    sock, _ = _raw_post(url, b'{"rows": [', declared=megabytes * 2**20)
+    try:
+        status = _status(sock)
+    finally:
+        sock.close()
+    return {"megabytes": megabytes, "status": status, "seconds": time.perf_counter() - started}
+
+
+def slow_sender_check(
+    url: str, good: dict, *, senders: int = 300, gap: float = 2.0, probes: int = 40
+) -> dict:
+    """``senders`` clients that send a byte every ``gap`` s, while good requests keep coming.
+
+    The slow ones are cut off at the body deadline (408), and the good ones are answered
+    meanwhile; before the deadline existed, they held every concurrency slot (429s).
+    """
+    import httpx
+
+    body = json.dumps(good).encode()
+    slow = []
+    for _ in range(senders):
+        try:
+            slow.append(_raw_post(url, b"", declared=len(body))[0])
+        except OSError:
+            break
+    statuses: Counter[str] = Counter()
+    timeline: list[tuple[float, str]] = []  # (seconds since the slow senders started, status)
+    started = time.perf_counter()
+    with httpx.Client(timeout=30) as client:
+        for i in range(probes):
+            for sock in slow:
+                try:
+                    sock.send(body[i % len(body) : i % len(body) + 1])
+                except OSError:
+                    pass
+            sent = time.perf_counter() - started
+            try:
+                status = str(client.post(f"{url}/predict", json=good).status_code)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            statuses[status] += 1
+            timeline.append((round(sent, 3), status))
+            time.sleep(gap / 4)
+    cut: Counter[str] = Counter()
+    for sock in slow:
+        sock.settimeout(0.5)
+        cut[str(_status(sock))] += 1
+        sock.close()
+    return {
+        "senders": len(slow),
+        "good_statuses": dict(statuses),
+        "good_timeline": timeline,
+        "slow_statuses": dict(cut),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def nonfinite_batch_check(url: str, good: list[dict], bad: dict, *, concurrency: int = 16) -> dict:
+    """Good one-row requests and one row whose features overflow, all at once: only it fails."""
+    import httpx
+
+    async def main() -> list[tuple[str, int, Any]]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def send(kind: str, row: dict) -> tuple[str, int, Any]:
+                async with gate:
+                    answer = await client.post(f"{url}/predict", json={"rows": [row]})
+                    return kind, answer.status_code, answer.json()
+
+            jobs = [send("good", row) for row in good]
+            jobs.insert(len(jobs) // 2, send("bad", bad))
+            return await asyncio.gather(*jobs)
+
+    answers = asyncio.run(main())
+    good_statuses = Counter(str(s) for kind, s, _ in answers if kind == "good")
+    (bad_answer,) = [(s, body) for kind, s, body in answers if kind == "bad"]
+    return {
+        "good_statuses": dict(good_statuses),
+        "bad_status": bad_answer[0],
+        "bad_failures": bad_answer[1].get("failures"),
+    }
 
 
 def offline_check(target: str, body: dict, env: dict[str, str] | None = None) -> dict:

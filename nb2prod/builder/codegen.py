@@ -42,8 +42,34 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["repr"] = repr
+    env.filters["repr"] = repr  # a Python literal
+    env.filters["docstring"] = docstring
+    env.filters["comment"] = comment
+    env.filters["yaml_str"] = yaml_str
     return env
+
+
+def _escaped(text: object) -> str:
+    """``text`` with every control character and non-ASCII character as a Python escape."""
+    return str(text).encode("unicode_escape").decode("ascii")
+
+
+def docstring(text: object) -> str:
+    """``text`` safe inside a triple-quoted docstring: no line break, quote or backslash
+    from it can end the string."""
+    return _escaped(text).replace('"', '\\"')
+
+
+def comment(text: object) -> str:
+    """``text`` safe in a ``#`` comment: one line, whatever it holds."""
+    return _escaped(text)
+
+
+def yaml_str(text: object) -> str:
+    """``text`` as a double-quoted YAML scalar (JSON's string form is one)."""
+    import json
+
+    return json.dumps(str(text), ensure_ascii=True)
 
 
 def render(template: str, context: dict[str, Any]) -> str:

@@ -104,6 +104,7 @@ def version(
     packages: list[str],
     properties: dict[str, Any],
     monitoring: dict[str, Any],
+    serving: dict[str, Any],
 ) -> str:
     """The bento's version: a short hash of everything that decides what it does."""
     identity = json.dumps(
@@ -116,6 +117,7 @@ def version(
             "generator": generator_sha256(),
             "properties": properties,
             "monitoring": monitoring,
+            "serving": serving,
         },
         sort_keys=True,
     )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 # concurrent requests, one OpenMP thread per model call, 429 past max_concurrency requests.
 SERVING = {"max_batch_rows": 20_000, "model_threads": 1, "timeout": 30, "max_concurrency": 256}
 MAX_ROWS = 10_000  # rows one request may hold
+BODY_BYTES_PER_VALUE = 128  # the body limit: MAX_ROWS rows of this many bytes per column
 LOG_MAX_MB = 512  # the prediction log's default size cap
 # The line above each lifted cell, so a traceback or a failure report points at its cell;
 # the gate's failure report reads it back.
@@ -157,6 +158,7 @@ def lift(
         packages=pins,
         properties=props.manifest,
         monitoring=settings.monitoring,
+        serving={"coercion": settings.coercion},
     )
     name = settings.name
     import pandas as pd
@@ -197,6 +199,8 @@ def lift(
         "proba_columns": [f"proba_{c}" for c in training.classes],
         "log_max_mb": LOG_MAX_MB,
         "max_rows": MAX_ROWS,
+        "max_body_bytes": MAX_ROWS * BODY_BYTES_PER_VALUE * (len(columns) + 1),
+        "lenient": settings.coercion == "lenient",
         **SERVING,
         "nb2prod_version": __version__,
         "labels": {

@@ -16,6 +16,7 @@ ROLES = ("parameters", "schema", "features", "train", "evaluate", "skip")
 LIFTED_ROLES = ("schema", "features")
 ROLE_PREFIX = "nb2prod:"
 _COMMENT_ROLE = re.compile(r"^\s*#\|\s*nb2prod\s*:\s*(?P<role>[\w:-]*)\s*$")
+COERCION = ("strict", "lenient")
 _NAME_OK = re.compile(r"[^a-z0-9_.-]+")
 
 
@@ -61,6 +62,7 @@ class Settings:
     properties: dict[str, Any] = field(default_factory=dict)
     input_schema: str | None = None
     timeout: int = 600
+    coercion: str = "strict"  # "lenient": let Pandera coerce 12.7 to 12, "12" to 12, true to 1
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ def _settings(meta: dict[str, Any], path: Path) -> Settings:
             notebook=str(path),
         )
     raw["name"] = normalize_name(str(raw.get("name") or path.stem))
+    if raw.get("coercion", "strict") not in COERCION:
+        raise NotebookError(
+            f"{path}: notebook setting nb2prod.coercion must be "
+            f"{' or '.join(map(repr, COERCION))}, not {raw['coercion']!r}.",
+            notebook=str(path),
+        )
     for key in ("gates", "monitoring", "properties"):
         if not isinstance(raw.get(key, {}), dict):
             raise NotebookError(

@@ -1,260 +1,68 @@
-"""Request validation and in-process batching, shared by the service and the generated tests.
+"""The service's model path: adaptive in-process batching, with one request's failure its own.
 
-This module is copied into every bento as ``nb2prod_runtime.py``: it imports only what a
-bento ships (numpy, pandas, pandera), never nb2prod.
+Copied into every bento as ``nb2prod_runtime.py``: it imports only what a bento ships, never
+nb2prod.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandera.errors import SchemaError, SchemaErrors
-
-# A check that fails because an earlier dtype check failed (e.g. ">= 0" on a column holding
-# "abc") is a consequence, not a finding of its own.
-_CONSEQUENCE = ("TypeError(", "ValueError(")
-_COLUMN_CHECKS = ("column_in_dataframe", "column_in_schema")
-
-# The fast path: requests of up to FAST_PATH_MAX_ROWS rows are checked in plain Python against
-# a plan compiled once per schema, then built into the frame Pandera would have returned. It
-# only ever accepts: a value whose type or check it is not sure of (a null where none is
-# allowed, a bool in an int column, NaN, a failed check, a missing or extra key) sends the whole
-# request to Pandera, which decides and reports. A schema with anything the plan does not model
-# (custom or frame-wide checks, uniqueness, regex columns, other dtypes) always goes to Pandera.
-FAST_PATH_MAX_ROWS = 1000
-_EXACT_INT = 2**53  # beyond this, numpy compares int64 with floats inexactly: leave it to Pandera
-_COMPARE = {
-    "greater_than_or_equal_to": lambda s: lambda v, m=s["min_value"]: v >= m,
-    "greater_than": lambda s: lambda v, m=s["min_value"]: v > m,
-    "less_than_or_equal_to": lambda s: lambda v, m=s["max_value"]: v <= m,
-    "less_than": lambda s: lambda v, m=s["max_value"]: v < m,
-    "equal_to": lambda s: lambda v, m=s["value"]: v == m,
-    "not_equal_to": lambda s: lambda v, m=s["value"]: v != m,
-    "in_range": lambda s: _in_range(
-        s["min_value"], s["max_value"], s.get("include_min", True), s.get("include_max", True)
-    ),
-    "isin": lambda s: lambda v, allowed=frozenset(s["allowed_values"]): v in allowed,
-    "notin": lambda s: lambda v, forbidden=frozenset(s["forbidden_values"]): v not in forbidden,
-}
 
 
-def _in_range(low: Any, high: Any, include_low: bool, include_high: bool) -> Any:
-    def test(v: Any) -> bool:
-        return (v >= low if include_low else v > low) and (v <= high if include_high else v < high)
+class NonFinite(ValueError):
+    """A row whose features or prediction is not finite: that request's fault, answered 422."""
 
-    return test
-
-
-def _int_value(v: Any) -> Any:
-    return v if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT else _UNSURE
-
-
-def _float_value(v: Any) -> Any:
-    if type(v) is float:
-        return v if math.isfinite(v) else _UNSURE
-    return float(v) if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT else _UNSURE
-
-
-def _str_value(v: Any) -> Any:
-    return v if type(v) is str else _UNSURE
-
-
-_UNSURE = object()
-# dtype name -> (JSON value to the exact Python value Pandera's coercion gives, numpy dtype, null)
-_DTYPES = {
-    "int64": (_int_value, np.int64, _UNSURE),
-    "float64": (_float_value, np.float64, np.nan),
-    "str": (_str_value, object, None),
-}
-
-
-class FastPath:
-    """A schema compiled to plain-Python checks; ``None`` from a call means "ask Pandera"."""
-
-    def __init__(self, columns: list[str], plan: list[tuple[str, Any, Any, Any, list]]) -> None:
-        self.columns, self.plan, self.keys = columns, plan, set(columns)
-
-    @classmethod
-    def compile(cls, schema: Any, columns: list[str]) -> FastPath | None:
-        """The plan for ``schema``, or None when it holds anything the plan does not model."""
-        simple = (
-            type(schema).__name__ == "DataFrameSchema"
-            and not schema.checks
-            and not schema.parsers
-            and schema.index is None
-            and not schema.unique
-            and not schema.ordered
-            and not schema.add_missing_columns
-            and not schema.drop_invalid_rows
-            and schema.strict in (True, False)
-            and set(schema.columns) == set(columns)
-            and len(columns) == len(set(columns))
+    def __init__(self, row: int, column: str, stage: str) -> None:
+        self.row, self.column, self.stage = row, column, stage
+        super().__init__(
+            f"row {row}: the {stage} `{column}` is not finite (an infinity, or a NaN prediction), "
+            "so nothing was predicted; the input passed the schema but is out of the range "
+            "the notebook's code handles."
         )
-        if not simple:
-            return None
-        plan = []
-        for name in columns:
-            col = schema.columns[name]
-            dtype = _DTYPES.get(str(col.dtype))
-            if (
-                dtype is None
-                or col.regex
-                or col.unique
-                or col.parsers
-                or not col.required
-                or col.default is not None
-                or col.drop_invalid_rows
-                or not (schema.coerce or col.coerce)
-            ):
-                return None
-            tests = []
-            for check in col.checks:
-                make = _COMPARE.get(check.name)
-                # A built-in check is a dispatcher over Pandera's own functions of that name; a
-                # custom check, even one named like a built-in, is a plain function.
-                registry = getattr(check._check_fn, "_function_registry", None) or {}
-                builtin = bool(registry) and all(
-                    fn.__module__.startswith("pandera.") and fn.__name__ == check.name
-                    for fn in registry.values()
-                )
-                if (
-                    make is None
-                    or not builtin
-                    or not check.ignore_na
-                    or check.raise_warning
-                    or check.groupby is not None
-                ):
-                    return None
-                try:
-                    tests.append(make(check.statistics))
-                except (KeyError, TypeError):
-                    return None
-            convert, np_dtype, null = dtype
-            plan.append((name, convert, np_dtype, null if col.nullable else _UNSURE, tests))
-        return cls(columns, plan)
 
-    def __call__(self, rows: list[dict[str, Any]]) -> pd.DataFrame | None:
-        """The validated frame, or None when Pandera must decide."""
-        keys = self.keys
-        for row in rows:
-            if type(row) is not dict or row.keys() != keys:
-                return None
-        data = {}
-        for name, convert, np_dtype, null, tests in self.plan:
-            values = []
-            for row in rows:
-                raw = row[name]
-                if raw is None:
-                    if null is _UNSURE:
-                        return None
-                    values.append(null)
-                    continue
-                value = convert(raw)
-                if value is _UNSURE:
-                    return None
-                for test in tests:
-                    if not test(value):
-                        return None
-                values.append(value)
-            data[name] = np.array(values, dtype=np_dtype)
-        # The plan is in column order, and a dict keeps it; `columns=` would cost a reindex
-        # (about 60% of building a one-row frame, measured with pandas 2.3).
-        return pd.DataFrame(data)
+    @property
+    def failure(self) -> dict[str, Any]:
+        """The failure as the 422 body lists it."""
+        return {
+            "row": self.row,
+            "column": self.column,
+            "check": f"finite {self.stage}",
+            "value": None,
+        }
 
 
-_COMPILED: dict[int, tuple[Any, FastPath | None]] = {}
+def check_features(features: Any) -> None:
+    """Raise :class:`NonFinite` at the first infinite value of the model's input.
 
-
-def fast_path(schema: Any, columns: list[str]) -> FastPath | None:
-    """The compiled fast path of ``schema`` (compiled on first use, then cached)."""
-    key = id(schema)
-    if key not in _COMPILED or _COMPILED[key][0] is not schema:
-        _COMPILED[key] = (schema, FastPath.compile(schema, columns))
-    return _COMPILED[key][1]
-
-
-def json_value(value: Any) -> Any:
-    """A failure value as plain JSON: numpy scalars unwrapped, NaN as null."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return None
-    return str(value)  # a list or an object sent where a value belongs
-
-
-def _failures(exc: SchemaError | SchemaErrors, positions: pd.Index) -> list[dict[str, Any]]:
-    cases = getattr(exc, "failure_cases", None)
-    if not isinstance(cases, pd.DataFrame):
-        return [
-            {
-                "row": None,
-                "column": getattr(exc, "column_name", None),
-                "check": str(exc),
-                "value": None,
-            }
-        ]
-    found = []
-    for case in cases.to_dict(orient="records"):
-        check, value, index = str(case.get("check")), case.get("failure_case"), case.get("index")
-        if isinstance(value, str) and value.startswith(_CONSEQUENCE) and index is None:
-            continue
-        column = case.get("column")
-        if check in _COLUMN_CHECKS:
-            column, value = value, None
-        if check.startswith("dtype("):
-            continue  # reported as the coerce_dtype failure on the same cell
-        row = None if index is None or pd.isna(index) else int(positions[int(index)])
-        found.append({"row": row, "column": column, "check": check, "value": json_value(value)})
-    return found
-
-
-def validate(
-    schema: Any, rows: list[dict[str, Any]], columns: list[str], *, fast: bool = True
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Validate request rows lazily; return the coerced frame, or every failure found.
-
-    Small requests try the fast path first (``fast=False`` skips it). Rows that fail dtype
-    coercion are set aside and the rest validated again, so one bad type does not hide range
-    or category failures in other rows.
+    A NaN stays: it is a missing value, which the schema allowed and the model may handle.
     """
-    if fast and 0 < len(rows) <= FAST_PATH_MAX_ROWS:
-        plan = fast_path(schema, columns)
-        frame = plan(rows) if plan is not None else None
-        if frame is not None:
-            return frame, []
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=columns)
-    frame.index = pd.RangeIndex(len(frame))
-    positions = frame.index
-    failures: list[dict[str, Any]] = []
-    for _ in range(2):
-        try:
-            valid = schema.validate(frame, lazy=True)
-        except (SchemaError, SchemaErrors) as exc:
-            new = _failures(exc, positions)
-            failures.extend(f for f in new if f not in failures)
-            bad = {
-                f["row"]
-                for f in new
-                if f["row"] is not None and f["check"].startswith("coerce_dtype")
-            }
-            if not bad or any(f["row"] is None for f in new):
-                break
-            keep = [i for i in range(len(frame)) if i not in bad]
-            frame = frame.iloc[keep].reset_index(drop=True)
-            positions = positions[keep]
-            continue
-        if not failures:
-            return valid[[c for c in columns if c in valid.columns]], []
-        break
-    failures.sort(key=lambda f: (f["row"] is not None, f["row"] or 0, str(f["column"])))
-    return frame, failures
+    if isinstance(features, pd.DataFrame):
+        numeric = features.select_dtypes(include="number")
+        values, names = numeric.to_numpy(dtype=float, na_value=np.nan), list(numeric.columns)
+    else:
+        values = np.asarray(features)
+        if values.dtype.kind not in "fiu":
+            return
+        values = values.reshape(len(values), -1).astype(float)
+        names = [f"feature {i}" for i in range(values.shape[1])]
+    bad = np.argwhere(np.isinf(values))
+    if len(bad):
+        row, col = bad[0]
+        raise NonFinite(int(row), str(names[col]), "feature")
+
+
+def check_outputs(outputs: np.ndarray, columns: list[str]) -> None:
+    """Raise :class:`NonFinite` at the first NaN or infinite prediction."""
+    if outputs.dtype.kind != "f":
+        return
+    values = outputs.reshape(len(outputs), -1)
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        row, col = bad[0]
+        raise NonFinite(int(row), columns[min(col, len(columns) - 1)], "prediction")
 
 
 class Batcher:
@@ -263,6 +71,7 @@ class Batcher:
     While one batch runs (in a worker thread, so the event loop keeps parsing and validating),
     the requests that arrive queue up; the next call takes them all, up to ``max_rows`` rows.
     A lone request never waits for company. ``run`` maps a list of frames to one answer each.
+    When a batch raises, its requests run again one by one, so only the culprit gets the error.
     """
 
     def __init__(self, run: Any, max_rows: int, threads: int = 1) -> None:
@@ -305,16 +114,31 @@ class Batcher:
                     answers = await loop.run_in_executor(
                         self.executor, self.run, [f for f, _ in batch]
                     )
-                except Exception as exc:  # noqa: BLE001 - every caller of this batch gets it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                except Exception as exc:  # noqa: BLE001 - handed to the callers, one by one
+                    if len(batch) == 1:
+                        _settle(batch[0][1], exc=exc)
+                        continue
+                    for frame, future in batch:  # whose fault was it?
+                        try:
+                            (answer,) = await loop.run_in_executor(self.executor, self.run, [frame])
+                        except Exception as alone:  # noqa: BLE001 - that request's own error
+                            _settle(future, exc=alone)
+                        else:
+                            _settle(future, answer)
                     continue
                 for (_, future), answer in zip(batch, answers):
-                    if not future.done():
-                        future.set_result(answer)
+                    _settle(future, answer)
         finally:
             self.busy = False
+
+
+def _settle(future: Any, answer: Any = None, *, exc: BaseException | None = None) -> None:
+    if future.done():  # the caller went away
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(answer)
 
 
 def _limit_threads(threads: int) -> None:

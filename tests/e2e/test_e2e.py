@@ -99,7 +99,10 @@ def test_invalid_rows_get_422_naming_row_and_column(churn: Built) -> None:
         for k, r in answers.items()
     }
     assert failures["missing"] == [(None, "support_calls", "column_in_dataframe")]
-    assert failures["wrong_type"] == [(0, "tenure_months", "coerce_dtype('int64')")]
+    # a string in a number column is refused before coercion, saying why
+    assert failures["wrong_type"] == [
+        (0, "tenure_months", "lossless_coercion('int64'): a string is not a number")
+    ]
     assert failures["out_of_range"] == [(0, "tenure_months", "greater_than_or_equal_to(0)")]
     # the batch is rejected whole, and every bad row is listed
     assert sorted((row, col) for row, col, _ in failures["mixed"]) == [

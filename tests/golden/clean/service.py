@@ -5,6 +5,7 @@ The clean service: validate with the lifted schema, run the lifted features, pre
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 from pathlib import Path
@@ -16,8 +17,10 @@ import pandas as pd
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
-from nb2prod_runtime import Batcher, validate
+from nb2prod_limits import RequestLimits
+from nb2prod_runtime import Batcher, NonFinite, check_features, check_outputs
 from nb2prod_sink import Sink
+from nb2prod_validation import validate, validate_fast
 from lifted.schema import Raw
 from lifted.features import features as entrypoint
 
@@ -27,7 +30,12 @@ MODEL_VERSION = "<version>"
 INPUT_SCHEMA = Raw.to_schema()  # built once, at import
 INPUT_COLUMNS = ["x", "color"]
 MAX_ROWS = 10000
+MAX_BODY_BYTES = 3840000  # sized from MAX_ROWS; NB2PROD_MAX_BODY_MB overrides it
 INVALID_STATUS = 422
+# Values that coercion would change (12.7 in an int column, "12", true) are refused unless the
+# notebook setting nb2prod.coercion is "lenient".
+LENIENT = False
+OUTPUT_COLUMNS = {"predict": ["prediction"], "predict_proba": ["proba_0", "proba_1"]}
 # Adaptive batching in this process: concurrent requests' frames go into one model call of at
 # most MAX_BATCH_ROWS rows, run with MODEL_THREADS OpenMP threads (docs/performance.md).
 MAX_BATCH_ROWS = 20000
@@ -76,9 +84,13 @@ class CleanModel:
 
     def _run(self, method: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:
         # One request's frame per item: each keeps its validated dtypes, and the answer is
-        # split back per request.
+        # split back per request. An infinite feature or a non-finite prediction raises
+        # NonFinite; the batcher then runs the requests one by one, so only the culprit fails.
         batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        out = np.asarray(getattr(self.model, method)(entrypoint(batch)))
+        features = entrypoint(batch)
+        check_features(features)
+        out = np.asarray(getattr(self.model, method)(features))
+        check_outputs(out, OUTPUT_COLUMNS[method])
         bounds = np.cumsum([0] + [len(f) for f in frames])
         return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -102,31 +114,48 @@ class Clean:
         body = {"error": message, "failures": failures, "model_version": MODEL_VERSION}
         return JSONResponse(body, status_code=status)
 
-    def _validated(self, rows: list[dict[str, Any]], ctx: bentoml.Context):
+    async def _validated(self, rows: list[dict[str, Any]], ctx: bentoml.Context):
         if len(rows) > MAX_ROWS:
             return None, self._reject(
                 ctx, 413, f"A request may hold at most {MAX_ROWS} rows, not {len(rows)}.", []
             )
-        frame, failures = validate(INPUT_SCHEMA, rows, INPUT_COLUMNS)
+        # The fast path takes microseconds; Pandera may take a second on a large bad request,
+        # so it runs in a worker thread and the event loop keeps answering everyone else.
+        frame = validate_fast(INPUT_SCHEMA, rows, INPUT_COLUMNS)
+        if frame is not None:
+            return frame, None
+        frame, failures = await asyncio.to_thread(
+            validate, INPUT_SCHEMA, rows, INPUT_COLUMNS, fast=False, lenient=LENIENT
+        )
         if failures:
             bad_rows = sorted({f["row"] for f in failures if f["row"] is not None})
-            message = (
-                f"{len(failures)} schema failure(s)"
-                + (f" in row(s) {', '.join(map(str, bad_rows[:20]))}" if bad_rows else "")
-                + "; nothing was predicted."
+            shown = (
+                f" (the first {len(failures)} are listed)" if failures.total > len(failures) else ""
             )
-            return None, self._reject(ctx, INVALID_STATUS, message, failures)
+            message = (
+                f"{failures.total} schema failure(s)"
+                + (f" in row(s) {', '.join(map(str, bad_rows[:20]))}" if bad_rows else "")
+                + f"; nothing was predicted{shown}."
+            )
+            body = self._reject(ctx, INVALID_STATUS, message, failures)
+            return None, body
         return frame, None
+
+    def _non_finite(self, ctx: bentoml.Context, exc: NonFinite) -> JSONResponse:
+        return self._reject(ctx, INVALID_STATUS, str(exc), [exc.failure])
 
     @bentoml.api
     async def predict(self, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Predictions:
         """Predict for a list of row objects; invalid rows get a 422 listing every failure."""
-        frame, rejected = self._validated(rows, ctx)
+        frame, rejected = await self._validated(rows, ctx)
         if rejected is not None:
             return rejected
         if frame.empty:
             return Predictions(predictions=[], model_version=MODEL_VERSION)
-        predictions = await self.model.predict(frame)
+        try:
+            predictions = await self.model.predict(frame)
+        except NonFinite as exc:
+            return self._non_finite(ctx, exc)
         sink.log("predict", frame, predictions, ["prediction"])  # queued; never raises
         # Built from plain Python values that already have the declared types: no re-validation.
         return Predictions.model_construct(
@@ -138,12 +167,15 @@ class Clean:
         self, rows: list[dict[str, Any]], ctx: bentoml.Context
     ) -> Probabilities:
         """Class probabilities per row, columns in the order of ``classes``."""
-        frame, rejected = self._validated(rows, ctx)
+        frame, rejected = await self._validated(rows, ctx)
         if rejected is not None:
             return rejected
         if frame.empty:
             return Probabilities(probabilities=[], classes=[0, 1], model_version=MODEL_VERSION)
-        proba = await self.model.predict_proba(frame)
+        try:
+            proba = await self.model.predict_proba(frame)
+        except NonFinite as exc:
+            return self._non_finite(ctx, exc)
         sink.log("predict_proba", frame, proba, ["proba_0", "proba_1"])  # queued; never raises
         return Probabilities.model_construct(
             probabilities=proba.tolist(), classes=[0, 1], model_version=MODEL_VERSION
@@ -153,3 +185,7 @@ class Clean:
     def metadata(self) -> dict[str, Any]:
         """The build manifest and the input schema as JSON Schema."""
         return {"manifest": MANIFEST, "input_schema": Raw.to_json_schema()}
+
+
+# Limits at the door, before BentoML parses a body: size (413), type (415), read time (408).
+Clean.add_asgi_middleware(RequestLimits, max_body_bytes=MAX_BODY_BYTES, model_version=MODEL_VERSION)

@@ -34,7 +34,7 @@ from pandera.errors import SchemaError, SchemaErrors
 SRC = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SRC))
 
-from nb2prod_runtime import validate  # noqa: E402
+from nb2prod_validation import validate  # noqa: E402
 from lifted.schema import Raw  # noqa: E402
 from lifted.schema import Feats  # noqa: E402
 from lifted.features import features as entrypoint  # noqa: E402

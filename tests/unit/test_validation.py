@@ -1,4 +1,4 @@
-"""The generated runtime's fast validation path decides exactly as Pandera does.
+"""The fast validation path decides exactly as Pandera does (and as strict coercion does).
 
 The fast path may only accept, and what it accepts must be what Pandera accepts, as the very
 same frame (values, dtypes, column order, index). Anything else it hands to Pandera. Each test
@@ -25,11 +25,11 @@ from tests.support import ROOT
 
 
 @pytest.fixture(scope="module")
-def runtime() -> ModuleType:
-    """The runtime module every bento ships as ``nb2prod_runtime.py``."""
-    from nb2prod.serving import runtime
+def validation() -> ModuleType:
+    """The validation module every bento ships as ``nb2prod_validation.py``."""
+    from nb2prod.serving import validation
 
-    return runtime
+    return validation
 
 
 def notebook_schema(name: str, model: str) -> Any:
@@ -103,10 +103,12 @@ def good_rows(schema: Any, columns: list[str]) -> list[dict[str, Any]]:
     return json.loads(json.dumps(rows, default=lambda v: v.item()))
 
 
-def assert_same_decision(runtime: ModuleType, schema: Any, columns: list[str], rows: list) -> bool:
+def assert_same_decision(
+    validation: ModuleType, schema: Any, columns: list[str], rows: list
+) -> bool:
     """Both paths on ``rows``; True when the fast path answered (and matched Pandera)."""
-    fast = runtime.FastPath.compile(schema, columns)(rows)
-    slow, failures = runtime.validate(schema, rows, columns, fast=False)
+    fast = validation.FastPath.compile(schema, columns)(rows)
+    slow, failures = validation.validate(schema, rows, columns, fast=False)
     if fast is None:
         return False
     assert failures == [], f"fast path accepted rows Pandera rejects: {rows!r} -> {failures}"
@@ -116,22 +118,22 @@ def assert_same_decision(runtime: ModuleType, schema: Any, columns: list[str], r
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_fast_path_compiles_for_the_examples_and_covering_schema(runtime, name) -> None:
+def test_fast_path_compiles_for_the_examples_and_covering_schema(validation, name) -> None:
     schema = SCHEMAS[name]()
-    assert runtime.FastPath.compile(schema, list(schema.columns)) is not None
+    assert validation.FastPath.compile(schema, list(schema.columns)) is not None
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_fast_path_accepts_valid_rows_with_the_frame_pandera_returns(runtime, name) -> None:
+def test_fast_path_accepts_valid_rows_with_the_frame_pandera_returns(validation, name) -> None:
     schema = SCHEMAS[name]()
     columns = list(schema.columns)
     rows = good_rows(schema, columns)
     for size in (1, 2, len(rows)):
-        assert assert_same_decision(runtime, schema, columns, rows[:size])
+        assert assert_same_decision(validation, schema, columns, rows[:size])
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_fast_path_never_accepts_what_pandera_rejects(runtime, name) -> None:
+def test_fast_path_never_accepts_what_pandera_rejects(validation, name) -> None:
     schema = SCHEMAS[name]()
     columns = list(schema.columns)
     good = good_rows(schema, columns)
@@ -146,24 +148,24 @@ def test_fast_path_never_accepts_what_pandera_rejects(runtime, name) -> None:
     )
     @given(hostile_rows(columns, good))
     def check(rows: list[dict]) -> None:
-        answered.append(assert_same_decision(runtime, schema, columns, rows))
+        answered.append(assert_same_decision(validation, schema, columns, rows))
 
     check()
     assert any(answered) and not all(answered), "the generator must reach both paths"
 
 
-def test_service_entry_point_gives_the_same_answer_with_and_without_fast_path(runtime) -> None:
+def test_service_entry_point_gives_the_same_answer_with_and_without_fast_path(validation) -> None:
     schema = SCHEMAS["churn"]()
     columns = list(schema.columns)
     rows = good_rows(schema, columns)
-    fast, fast_failures = runtime.validate(schema, rows, columns)
-    slow, slow_failures = runtime.validate(schema, rows, columns, fast=False)
+    fast, fast_failures = validation.validate(schema, rows, columns)
+    slow, slow_failures = validation.validate(schema, rows, columns, fast=False)
     assert fast_failures == slow_failures == []
     pd.testing.assert_frame_equal(fast, slow, check_exact=True)
     bad = [{**rows[0], "tenure_months": -1}, {**rows[1], "contract": None}]
     (_, with_fast), (_, without) = (
-        runtime.validate(schema, bad, columns),
-        runtime.validate(schema, bad, columns, fast=False),
+        validation.validate(schema, bad, columns),
+        validation.validate(schema, bad, columns, fast=False),
     )
     assert with_fast == without and {f["row"] for f in with_fast} == {0, 1}
 
@@ -193,14 +195,83 @@ def test_service_entry_point_gives_the_same_answer_with_and_without_fast_path(ru
         "datetime",
     ],
 )
-def test_fast_path_stays_off_for_what_it_does_not_model(runtime, schema) -> None:
-    assert runtime.FastPath.compile(schema, ["a"]) is None
+def test_fast_path_stays_off_for_what_it_does_not_model(validation, schema) -> None:
+    assert validation.FastPath.compile(schema, ["a"]) is None
 
 
-def test_fast_path_is_not_fooled_by_floats_that_look_like_ints(runtime) -> None:
+def test_fast_path_is_not_fooled_by_floats_that_look_like_ints(validation) -> None:
     schema = pa.DataFrameSchema({"a": pa.Column(int, pa.Check.le(2**53))}, coerce=True)
-    plan = runtime.FastPath.compile(schema, ["a"])
+    plan = validation.FastPath.compile(schema, ["a"])
     assert plan([{"a": 3.0}]) is None  # Pandera decides whether 3.0 is an int
     assert plan([{"a": True}]) is None
     assert plan([{"a": 2**53 + 1}]) is None
     assert plan([{"a": math.nan}]) is None
+
+
+# --- strict coercion, bounded failures -----------------------------------------------------
+
+STRICT = pa.DataFrameSchema(
+    {"n": pa.Column(int, [pa.Check.ge(0)]), "x": pa.Column(float), "s": pa.Column(str)},
+    coerce=True,
+)
+GOOD = {"n": 3, "x": 0.5, "s": "a"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("n", 12.7, "has a fraction, in an integer column"),
+        ("n", True, "a boolean is not a number"),
+        ("n", "12", "a string is not a number"),
+        ("x", "NaN", "a string is not a number"),
+        ("x", False, "a boolean is not a number"),
+        ("x", 2**60, "not exact as a float"),
+        ("n", 2**64, "out of range"),
+    ],
+)
+def test_lossy_coercion_is_refused_naming_row_and_column(
+    validation, column: str, value: Any, why: str
+) -> None:
+    rows = [dict(GOOD), {**GOOD, column: value}]
+    _, failures = validation.validate(STRICT, rows, list(GOOD))
+    assert [(f["row"], f["column"]) for f in failures] == [(1, column)]
+    assert failures[0]["check"] == f"lossless_coercion('{STRICT.columns[column].dtype}'): {why}"
+
+
+def test_exact_values_still_coerce(validation) -> None:
+    rows = [{"n": 12.0, "x": 3, "s": "b"}, dict(GOOD)]  # 12.0 is 12; 3 is exactly 3.0
+    frame, failures = validation.validate(STRICT, rows, list(GOOD), fast=False)
+    assert failures == [] and frame["n"].tolist() == [12, 3] and frame["x"].tolist() == [3.0, 0.5]
+
+
+def test_lenient_coercion_is_pandera_s_own(validation) -> None:
+    rows = [{"n": 12.7, "x": "0.25", "s": "a"}]
+    frame, failures = validation.validate(STRICT, rows, list(GOOD), lenient=True)
+    assert failures == [] and frame["n"].tolist() == [12] and frame["x"].tolist() == [0.25]
+
+
+def test_a_400_digit_integer_is_a_failure_not_a_crash(validation) -> None:
+    for lenient in (False, True):
+        rows = [{**GOOD, "x": 10**401}, {**GOOD, "s": 10**401}]
+        _, failures = validation.validate(STRICT, rows, list(GOOD), lenient=lenient)
+        assert [(f["row"], f["column"]) for f in failures] == [(0, "x"), (1, "s")]
+        assert "(402 digits)" in failures[0]["value"]
+
+
+def test_a_refused_value_does_not_hide_the_rest_of_its_row(validation) -> None:
+    _, failures = validation.validate(STRICT, [{"n": 1.5, "x": 0.5, "s": None}], list(GOOD))
+    assert {(f["column"], f["check"].split("(")[0]) for f in failures} == {
+        ("n", "lossless_coercion"),
+        ("s", "not_nullable"),
+    }
+
+
+def test_failures_are_counted_once_each_and_the_list_is_capped(validation) -> None:
+    rows = [{"n": -1, "x": "bad", "s": "a"} for _ in range(3000)]
+    _, failures = validation.validate(STRICT, rows, list(GOOD))
+    assert failures.total == 6000  # n >= 0 and the string in x, in every row
+    assert len(failures) == validation.MAX_FAILURES
+    keys = [(f["row"], f["column"], f["check"]) for f in failures]
+    assert len(set(keys)) == len(keys)
+    assert [f["row"] for f in failures] == sorted(f["row"] for f in failures)
+    assert failures[0]["row"] == 0 and failures[-1]["row"] == 499
