@@ -66,9 +66,9 @@ def frame(rows: int, seed: int, shift: float = 0.0) -> Any:
 
 def make_build(root: Path) -> Path:
     """A build directory for the synthetic model, monitoring attached by nb2prod itself."""
-    from nb2prod import monitoring
     from nb2prod.builder.codegen import write
     from nb2prod.builder.lift import manifest_file
+    from nb2prod.monitoring.attach import attach
 
     src = root / "src"
     (src / "lifted").mkdir(parents=True)
@@ -99,7 +99,7 @@ def make_build(root: Path) -> Path:
         classes=[0, 1],
     )
     settings = SimpleNamespace(monitoring={}, reference="X_train")
-    monitoring.attach(src, training, settings, manifest)
+    attach(src, training, settings, manifest)
     write([manifest_file(manifest)], src)
     return root
 

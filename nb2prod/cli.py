@@ -226,12 +226,24 @@ def monitor(
             "--target", help="Column of true outcomes: adds quality metrics.", show_default=False
         ),
     ] = None,
+    min_rows: Annotated[
+        int,
+        typer.Option(
+            "--min-rows",
+            min=1,
+            help="Fewest current rows to run the drift test on; fewer is exit 2.",
+        ),
+    ] = 30,  # monitoring.run.MIN_ROWS, not imported here: `nb2prod --help` stays light
 ) -> None:
     """Compare current data with the bento's reference; exit 1 on drift, 2 on bad input."""
     from nb2prod.console import print_drift
     from nb2prod.monitoring.run import monitor as run_monitor
 
-    result = _run(lambda: run_monitor(bento, current, html=html, json_out=json_out, target=target))
+    result = _run(
+        lambda: run_monitor(
+            bento, current, html=html, json_out=json_out, target=target, min_rows=min_rows
+        )
+    )
     print_drift(_console(), result)
     raise typer.Exit(result.exit_code)
 

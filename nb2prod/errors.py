@@ -106,3 +106,7 @@ class BentoNotFound(Nb2ProdError):
     """A command was given a bento that is not there, or not one nb2prod made."""
 
     exit_code = 2
+
+
+class ReferenceInvalid(Nb2ProdError):
+    """The training reference data fails the notebook's own input schema (found at build)."""

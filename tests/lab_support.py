@@ -46,6 +46,11 @@ def answer(response) -> dict:
     return json.loads(response.body)
 
 
+async def jobs(jp_fetch) -> list[dict]:
+    """The build jobs the server knows of, newest first."""
+    return answer(await jp_fetch("nb2prod", "jobs"))["jobs"]
+
+
 async def wait_for(jp_fetch, job_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +27,7 @@ def _entry(out_dir: Path, cache_key: str) -> Path:
 
 
 def _in_store(kind: str, tag: str) -> bool:
-    # The store is a directory tree; looking there first spares the 2 s import of bentoml.
-    name, _, version = tag.partition(":")
-    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml")
-    folder, marker = ("bentos", "bento.yaml") if kind == "bento" else ("models", "model.yaml")
-    return (home / folder / name / version / marker).is_file() or store.exists(kind, tag)
+    return store.exists(kind, tag)
 
 
 def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
@@ -51,15 +47,19 @@ def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
     )
     if not fresh:
         log.info("cache entry %s is stale; building", path.name)
-        path.unlink(missing_ok=True)
+        with suppress(OSError):
+            path.unlink(missing_ok=True)
         return None
     return entry
 
 
 def record(out_dir: Path, cache_key: str, result: BuildResult, model_tag: str) -> None:
-    """Remember ``result`` under ``cache_key``."""
+    """Remember ``result`` under ``cache_key``; best effort.
+
+    The bento is built and exported by then, so a cache that cannot be written (a plain
+    file named ``.nb2prod-cache``, a full disk) is a warning, and the next build a full one.
+    """
     path = _entry(out_dir, cache_key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     entry = {
         "tag": result.tag,
         "version": result.version,
@@ -70,5 +70,16 @@ def record(out_dir: Path, cache_key: str, result: BuildResult, model_tag: str) -
         "build_dir": str(result.build_dir),
     }
     partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(entry, indent=2), encoding="utf-8")
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(entry, indent=2), encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
+        log.warning(
+            "the build cache in %s could not be written (%s); the next build of this notebook "
+            "will not be a cache hit",
+            path.parent,
+            exc.strerror or exc,
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,11 @@ def template_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """The one cached Jinja environment: strict, no autoescape, a ``repr`` filter."""
+    """The one cached Jinja environment: strict, no autoescape, a filter per target.
+
+    ``repr`` (a Python literal), ``docstring``, ``comment`` and ``yaml_str``: every value
+    from a notebook (its file name, cell ids, settings) goes through the one for its place.
+    """
     import jinja2
 
     env = jinja2.Environment(
@@ -42,34 +48,57 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["repr"] = repr  # a Python literal
+    env.filters["repr"] = literal  # a Python literal
     env.filters["docstring"] = docstring
     env.filters["comment"] = comment
     env.filters["yaml_str"] = yaml_str
     return env
 
 
-def _escaped(text: object) -> str:
-    """``text`` with every control character and non-ASCII character as a Python escape."""
-    return str(text).encode("unicode_escape").decode("ascii")
+_COOKIE = re.compile(r"(coding)([:=])")  # PEP 263: on line 1 or 2 it sets the file's encoding
+_SHORT = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str) -> str:
+    """One character as an escape that Python strings and YAML double-quoted scalars share."""
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _escaped(text: object, quotes: str = "") -> str:
+    """``text`` on one line: printable characters as they are; a backslash, the ``quotes``
+    and every other character (line breaks, controls, lone surrogates) as an escape that
+    Python and YAML double-quoted strings both read back."""
+    return "".join(
+        c if c.isprintable() and c != "\\" and c not in quotes else _escape_char(c)
+        for c in str(text)
+    )
+
+
+def literal(value: object) -> str:
+    """``value`` as a Python literal: its ``repr``, with non-finite floats spelled out."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
 
 
 def docstring(text: object) -> str:
-    """``text`` safe inside a triple-quoted docstring: no line break, quote or backslash
-    from it can end the string."""
-    return _escaped(text).replace('"', '\\"')
+    """``text`` safe inside a triple-quoted docstring: nothing in it can end the string."""
+    return _escaped(text, quotes='"')
 
 
 def comment(text: object) -> str:
-    """``text`` safe in a ``#`` comment: one line, whatever it holds."""
-    return _escaped(text)
+    """``text`` safe in a ``#`` comment: one line, and no encoding declaration."""
+    return _COOKIE.sub(lambda m: m[1] + _escape_char(m[2]), _escaped(text))
 
 
 def yaml_str(text: object) -> str:
-    """``text`` as a double-quoted YAML scalar (JSON's string form is one)."""
-    import json
-
-    return json.dumps(str(text), ensure_ascii=True)
+    """``text`` as a double-quoted YAML scalar, whatever it holds."""
+    return '"' + _escaped(text, quotes='"') + '"'
 
 
 def render(template: str, context: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import ast
 import datetime as dt
 import hashlib
 import json
+import keyword
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nb2prod import serving
 from nb2prod._version import __version__
 from nb2prod.builder import identity
-from nb2prod.builder.codegen import Generated, generate
+from nb2prod.builder.codegen import Generated, comment, generate
 from nb2prod.errors import CodegenError, ParameterError
 from nb2prod.gate.strategies import plan_tests
 
@@ -32,9 +33,10 @@ MAX_ROWS = 10_000  # rows one request may hold
 BODY_BYTES_PER_VALUE = 128  # the body limit: MAX_ROWS rows of this many bytes per column
 LOG_MAX_MB = 512  # the prediction log's default size cap
 # The line above each lifted cell, so a traceback or a failure report points at its cell;
-# the gate's failure report reads it back.
+# the gate's failure report reads it back. The notebook's name and the cell id are written
+# with codegen.comment (one line, escaped), so the id runs to the last ")" of the line.
 MARKER = "# %% {notebook} · cell {index} ({id})"
-MARKER_PATTERN = re.compile(r"^# %% (?P<nb>.+) · cell (?P<index>\d+) \((?P<id>[^)]*)\)$")
+MARKER_PATTERN = re.compile(r"^# %% (?P<nb>.+) · cell (?P<index>\d+) \((?P<id>.*)\)$")
 
 
 @dataclass(frozen=True)
@@ -60,18 +62,21 @@ def header(notebook: str) -> str:
 
 
 def class_name(name: str) -> str:
-    return (
-        "".join(p.capitalize() for p in name.replace("-", "_").replace(".", "_").split("_"))
-        or "Model"
-    )
+    """The service's class name: ``churn_v2`` -> ``ChurnV2``; a Python name whatever ``name`` is."""
+    text = "".join(p.capitalize() for p in re.split(r"[^0-9a-zA-Z]+", name)) or "Model"
+    if not text.isidentifier() or keyword.iskeyword(text):  # ``2024_churn``, ``none``
+        text = f"Service{text}"
+    return text
+
+
+def marker(notebook: str, cell: Cell) -> str:
+    """The marker line above a lifted cell; a comment whatever the name and the id hold."""
+    return MARKER.format(notebook=comment(notebook), index=cell.index, id=comment(cell.id))
 
 
 def _cells(checked: CheckResult, cells: list[Cell]) -> list[dict[str, str]]:
     nb = checked.notebook.path.name
-    return [
-        {"marker": MARKER.format(notebook=nb, index=c.index, id=c.id), "source": c.source.rstrip()}
-        for c in cells
-    ]
+    return [{"marker": marker(nb, c), "source": c.source.rstrip()} for c in cells]
 
 
 def _params(checked: CheckResult, names: list[str], values: dict[str, str]) -> list[dict[str, str]]:
@@ -232,7 +237,7 @@ def runtime_files(notebook: str) -> list[Generated]:
             compile(text, path, "exec")
         except SyntaxError as exc:  # pragma: no cover - the runtime is linted and tested
             raise CodegenError(f"nb2prod's runtime module {path} does not compile: {exc}.") from exc
-        out.append(Generated(path, f"# {header(notebook)}\n{text}"))
+        out.append(Generated(path, f"# {comment(header(notebook))}\n{text}"))
     return out
 
 

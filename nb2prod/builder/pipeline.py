@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento import store
-from nb2prod.builder import cache, identity
+from nb2prod.builder import cache, identity, lifetime
 from nb2prod.builder.codegen import write
 from nb2prod.builder.lift import lift, manifest_file
 from nb2prod.builder.training import run as run_training
+from nb2prod.errors import BentoError
 from nb2prod.gate.run import failure, run_tests
 from nb2prod.monitoring import attach
 from nb2prod.notebook.check import check
@@ -103,38 +104,58 @@ def build(
 ) -> BuildResult:
     """Build ``notebook`` into a bento in the local store and ``out_dir/<name>-<version>.bento``.
 
-    Work happens in a temporary directory inside ``out_dir``; it is moved into place only when
-    every stage succeeded, and store entries this build made are removed on failure.
-    ``gate=False`` skips the generated property tests; the manifest records that it did.
+    Work happens in a hidden directory inside ``out_dir``; it is moved into place only when
+    every stage succeeded. The store gets the model and bento only at the end, whole
+    (:func:`nb2prod.bento.store.commit`). Builds of one bento name take turns (the store's
+    lock), so a second build of the same notebook reuses the first's bento. Work dirs of
+    builds that were killed are removed. ``gate=False`` skips the generated property tests;
+    the manifest records that it did.
 
     Raises:
         Nb2ProdError: any stage failed; the message names the cell or file at fault.
     """
     out_dir = Path(out_dir or "bentos").resolve()
-    with _stage(progress, "check"):
-        checked = check(notebook, strict=True)
-        nb = checked.notebook
-        for finding in checked.findings:
-            if finding.severity == "warning":
-                log.warning("%s", finding.message)
-        cache_key = identity.cache_key(nb, params or {}, gate=gate)
-        hit = cache.lookup(out_dir, cache_key)
-    if hit is not None:  # unchanged: reuse the bento, skip training (nb2prod/builder/cache.py)
-        for stage in STAGES[1:]:
-            if gate or stage.name != "test":
-                with _stage(progress, stage.name):
-                    pass
-        paths = {"bento_path": Path(hit["bento_path"]), "build_dir": Path(hit["build_dir"])}
-        fields = {k: hit[k] for k in ("tag", "version", "metrics", "gates")}
-        return BuildResult(**fields, **paths, cached=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{nb.settings.name}-", dir=out_dir))
+    with lifetime.stopping_cleanly(), ExitStack() as held:
+        with _stage(progress, "check"):
+            checked = check(notebook, strict=True)
+            nb = checked.notebook
+            for finding in checked.findings:
+                if finding.severity == "warning":
+                    log.warning("%s", finding.message)
+            cache_key = identity.cache_key(nb, params or {}, gate=gate)
+            held.enter_context(store.lock(nb.settings.name))  # waits for a build of the name
+            hit = cache.lookup(out_dir, cache_key)
+        if hit is not None:  # unchanged: reuse the bento, skip training (builder/cache.py)
+            for stage in STAGES[1:]:
+                if gate or stage.name != "test":
+                    with _stage(progress, stage.name):
+                        pass
+            paths = {"bento_path": Path(hit["bento_path"]), "build_dir": Path(hit["build_dir"])}
+            fields = {k: hit[k] for k in ("tag", "version", "metrics", "gates")}
+            return BuildResult(**fields, **paths, cached=True)
+        lifetime.sweep(out_dir)
+        result, model_tag = _run(checked, params or {}, out_dir, progress, gate=gate)
+        cache.record(out_dir, cache_key, result, model_tag)
+        return result
+
+
+def _run(
+    checked: CheckResult,
+    params: dict[str, Any],
+    out_dir: Path,
+    progress: Progress | None,
+    *,
+    gate: bool,
+) -> tuple[BuildResult, str]:
+    """Train, lift, test and bento in a fresh work dir; the result and the model's tag."""
+    nb = checked.notebook
+    work = lifetime.make_work_dir(out_dir, nb.settings.name)
     created: list[tuple[str, str]] = []
     try:
         with _stage(progress, "train"):
             training = run_training(
                 checked,
-                params or {},
+                params,
                 work / "train",
                 keep_failed=out_dir / f"{nb.settings.name}.failed.ipynb",
             )
@@ -154,25 +175,23 @@ def build(
             log.warning("--no-gate: the generated property tests did not run (see the manifest)")
         with _stage(progress, "bento"):
             if not cached:
-                labels = {
-                    "notebook": nb.path.name,
-                    "notebook_sha256": nb.sha256[:16],
-                    **{f"metric.{k}": f"{v:.6g}" for k, v in training.metrics.items()},
-                }
-                model_tag = lifted.manifest["model_tag"]
-                if store.save_model(model_tag, training.model_file, labels, lifted.manifest):
-                    created.append(("model", model_tag))
-                if not store.exists("bento", lifted.tag):
-                    store.build_bento(src, lifted.version)
-                    created.append(("bento", lifted.tag))
-                store.export(lifted.tag, bento_path)
+                created = package(work, lifted, training, nb.path.name, nb.sha256)
+                os.replace(work / bento_path.name, bento_path)
+            lifetime.finish(work)
             if final_dir.exists():
                 shutil.rmtree(final_dir)
             work.rename(final_dir)
-    except BaseException:
+    except BaseException as exc:
         for kind, tag in reversed(created):
             store.delete(kind, tag)
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, (TimeoutError, ConnectionError)):
+            # writing the build output: a full or read-only --out
+            raise BentoError(
+                f"Cannot write the build output to {exc.filename or out_dir}: "
+                f"{exc.strerror or exc} (free some space, or build with another --out).",
+                path=str(exc.filename or out_dir),
+            ) from exc
         raise
     result = BuildResult(
         tag=lifted.tag,
@@ -183,8 +202,34 @@ def build(
         gates=gates,
         cached=cached,
     )
-    cache.record(out_dir, cache_key, result, lifted.manifest["model_tag"])
-    return result
+    return result, lifted.manifest["model_tag"]
+
+
+def package(
+    work: Path, lifted: Lifted, training: TrainingResult, notebook: str, sha256: str
+) -> list[tuple[str, str]]:
+    """The bento stage: model, bento and ``.bento`` made in ``work``, then committed to the store.
+
+    The ``.bento`` file is left in ``work``. Returns the store entries this build added.
+    """
+    model = {
+        "tag": lifted.manifest["model_tag"],
+        "file": training.model_file,
+        "module": training.model_module,
+        "labels": {
+            "notebook": notebook,
+            "notebook_sha256": sha256[:16],
+            **{f"metric.{k}": f"{v:.6g}" for k, v in training.metrics.items()},
+        },
+        "metadata": lifted.manifest,
+    }
+    staging = work / ".store"
+    store.stage(
+        staging, work / "src", lifted.version, model, work / f"{lifted.name}-{lifted.version}.bento"
+    )
+    created = store.commit(staging, model["tag"], lifted.tag)
+    shutil.rmtree(staging, ignore_errors=True)
+    return created
 
 
 def lift_into(
@@ -215,6 +260,7 @@ def run_gate(work: Path, model_file: Path, notebook: str, keep: Path) -> None:
         return
     if keep.exists():
         shutil.rmtree(keep)
+    lifetime.finish(work)  # kept for the user, not a work dir any more
     shutil.move(str(work), str(keep))
     run.src = keep / "src"
     raise failure(run, notebook=notebook, model_file=keep / "train" / model_file.name, kept=keep)

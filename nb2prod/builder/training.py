@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from nb2prod.builder.codegen import render
 from nb2prod.errors import ParameterError, TrainingError
-from nb2prod.notebook.check import check
+from nb2prod.notebook.check import check, check_params
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 EXPORT_TAG = "nb2prod-export"
 EXECUTED = "executed.ipynb"
 REFERENCE_ROWS = 5000  # raw training rows shipped with the bento; predictions cover all of them
+_OS_ERRORS = {"OSError", "IOError", "PermissionError", "FileNotFoundError", "IsADirectoryError"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def parse_params(pairs: list[tuple[str, str]] | None, file: Path | None) -> dict
     """Turn ``-p NAME VALUE`` pairs and a YAML/JSON ``--params`` file into typed values.
 
     Values are read as YAML scalars, so ``300`` is an int, ``0.5`` a float, ``true`` a bool.
+
+    Raises:
+        ParameterError: the file cannot be read, or a value is nested too deeply or holds itself.
     """
     import yaml
 
@@ -63,7 +67,7 @@ def parse_params(pairs: list[tuple[str, str]] | None, file: Path | None) -> dict
     if file is not None:
         try:
             loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, yaml.YAMLError, RecursionError) as exc:
             raise ParameterError(f"Cannot read parameters file {file}: {exc}.") from exc
         if not isinstance(loaded, dict):
             raise ParameterError(f"Parameters file {file} must hold a mapping of name to value.")
@@ -73,24 +77,16 @@ def parse_params(pairs: list[tuple[str, str]] | None, file: Path | None) -> dict
             params[name] = yaml.safe_load(value)
         except yaml.YAMLError:
             params[name] = value
+        except RecursionError:
+            raise ParameterError(f"Parameter `{name}` is nested too deeply to read.") from None
+    try:  # the manifest and the build jobs record them as JSON
+        json.dumps(params, default=str)
+    except (RecursionError, ValueError):
+        raise ParameterError(
+            "A parameter value is nested too deeply, or holds itself (a YAML anchor such as "
+            "`&a [*a]`)."
+        ) from None
     return params
-
-
-def _check_params(checked: CheckResult, params: dict[str, Any]) -> None:
-    known = checked.plan.parameters
-    for name in params:
-        if name not in known:
-            nb = checked.notebook.path.name
-            cells = checked.notebook.with_role("parameters")
-            where = (
-                f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
-            )
-            offer = f"; known parameters: {', '.join(known)}" if known else ""
-            raise ParameterError(
-                f"{nb}: unknown parameter `{name}`, {where} does not set it{offer}.",
-                notebook=str(checked.notebook.path),
-                name=name,
-            )
 
 
 def prepare(nb: Notebook, out_dir: Path, checked: CheckResult) -> NotebookNode:
@@ -140,34 +136,44 @@ def _keep(executed: Path, keep: Path | None) -> Path:
     """Move the failed run's executed notebook to ``keep``; where it is now."""
     if keep is None or not executed.exists():
         return executed
-    keep.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(executed, keep)
+    try:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(executed, keep)
+    except OSError:  # a full disk: the error names where it still is
+        return executed
     return keep
+
+
+def _error_cells(executed: Path) -> list[NotebookNode]:
+    """The cells of the executed notebook that hold an error output; none if unreadable."""
+    import nbformat
+
+    try:
+        ran = nbformat.read(executed, as_version=4).cells
+    except (OSError, ValueError, AttributeError, TypeError):  # a full disk cut it short
+        return []
+    return [c for c in ran if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
 
 
 def _failure(nb: Notebook, executed: Path, exc: Exception, keep: Path | None) -> TrainingError:
     """Map papermill's failure back to the cell as the user's notebook numbers it."""
-    import nbformat
-
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = getattr(exc, "evalue", str(exc)).strip().splitlines()
     evalue = evalue[0] if evalue else ""
     cell = None
-    if executed.exists():
-        # papermill puts an error banner cell first, so find the cell holding the error output
-        for ran in nbformat.read(executed, as_version=4).cells:
-            if not any(o.get("output_type") == "error" for o in ran.get("outputs", [])):
-                continue
-            if EXPORT_TAG in ran.metadata.get("tags", []):
-                executed = _keep(executed, keep)
-                return TrainingError(
-                    f"{nb.path.name}: the training run finished but {evalue}",
-                    notebook=str(nb.path),
-                    executed=str(executed),
-                )
-            original = ran.metadata.get("nb2prod_cell")
-            cell = next((c for c in nb.cells if c.index == original), None)
-            break
+    # papermill puts an error banner cell first, so find the cell holding the error output
+    for ran in _error_cells(executed)[:1]:
+        if EXPORT_TAG in ran.metadata.get("tags", []):
+            executed = _keep(executed, keep)
+            if ename in _OS_ERRORS:
+                evalue = f"writing its results failed ({ename}: {evalue})"
+            return TrainingError(
+                f"{nb.path.name}: the training run finished but {evalue.rstrip('.')}.",
+                notebook=str(nb.path),
+                executed=str(executed),
+            )
+        original = ran.metadata.get("nb2prod_cell")
+        cell = next((c for c in nb.cells if c.index == original), None)
     executed = _keep(executed, keep)
     where = cell.where if cell else "a cell"
     return TrainingError(
@@ -197,19 +203,20 @@ def run(
         ParameterError: a parameter is unknown.
         TrainingError: a cell failed or timed out.
     """
+    import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from nb2prod.builder.kernel import manager_class
+
     nb = checked.notebook
-    _check_params(checked, params)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_params(checked, params)
     prepared = out_dir / "prepared.ipynb"
     executed = out_dir / EXECUTED
-    import nbformat
-
-    nbformat.write(prepare(nb, out_dir, checked), prepared)
     log.info("training %s with papermill (parameters: %s)", nb.path.name, params or "defaults")
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        nbformat.write(prepare(nb, out_dir, checked), prepared)
         pm.execute_notebook(
             str(prepared),
             str(executed),
@@ -222,10 +229,14 @@ def run(
             log_output=False,
             # ipykernel warns on stderr that loopback TCP is unencrypted; keep build output clean
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # nbclient's own: the kernel dies with the build, its key stays in out_dir
+            kernel_manager_class=manager_class(out_dir / ".kernel"),
+            shutdown_kernel="immediate",  # its results are written; nothing to wait for
         )
+        return collect(out_dir)
     except PapermillExecutionError as exc:
         raise _failure(nb, executed, exc, keep_failed) from exc
-    except Exception as exc:  # nbclient's CellTimeoutError, kernel death, ...
+    except Exception as exc:  # nbclient's CellTimeoutError, kernel death, a full disk, ...
         if type(exc).__name__ in ("CellTimeoutError", "TimeoutError"):
             executed = _keep(executed, keep_failed)
             raise TrainingError(
@@ -234,10 +245,19 @@ def run(
                 notebook=str(nb.path),
                 executed=str(executed),
             ) from exc
+        if isinstance(exc, OSError):  # written by this process: papermill's executed notebook
+            where = exc.filename or out_dir  # a failed write() names no file
+            raise TrainingError(
+                f"{nb.path.name}: training stopped, writing {'' if exc.filename else 'in '}"
+                f"{where} failed: {exc.strerror or exc} "
+                "(free some space, or build with another --out).",
+                notebook=str(nb.path),
+                path=str(where),
+            ) from exc
         raise _failure(nb, executed, exc, keep_failed) from exc
     finally:
         prepared.unlink(missing_ok=True)
-    return collect(out_dir)
+        shutil.rmtree(out_dir / ".kernel", ignore_errors=True)
 
 
 def collect(out_dir: Path) -> TrainingResult:

@@ -65,8 +65,9 @@ PROPERTIES = (
     Property(
         "output_contract",
         "output contract",
-        "the output passes the output schema (when one is declared) and the model takes it, "
-        "giving one finite prediction per row.",
+        "the output passes the output schema (when one is declared), has no infinite feature, "
+        "and the model takes it, giving one finite prediction per row; also for values at the "
+        "schema's bounds and, where it leaves a side open, at extreme values.",
     ),
     Property(
         "service_batch_invariance",

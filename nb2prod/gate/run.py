@@ -205,6 +205,9 @@ def run_tests(
             sys.executable, "-m", "pytest", "tests", "-q", "--no-header", "-p", "no:cacheprovider",
             "-o", "addopts=", "--rootdir", str(src), f"--hypothesis-seed={seed}",
         ] + (["--maxfail=1"] if first_failure else [])  # fmt: skip
+        from nb2prod.builder.kernel import with_parent
+
+        cmd = with_parent(cmd, os.getpid())  # a killed build takes its tests with it
         started = time.monotonic()
         try:
             proc = subprocess.run(

@@ -193,18 +193,112 @@ def _column(name: str, column: Column | None, reference: pd.DataFrame) -> dict[s
                 "coerce": kind in ("category", "other") or dtype in _NULLABLE_EXTENSION,
                 "why": f"Pandera cannot draw its {reason}: values seen in the training data",
             }
+    bounds, extremes = _edges(column, kind, low, high) if not custom else ([], [])
+    plan.update(bounds=bounds, extremes=extremes)
     if kind in ("int", "float") and (low is None or high is None) and seen is not None:
         drawn = seen.dropna()
         if len(drawn):
             lo, hi = _range(low, high, drawn, kind)
+            why = f"the schema ({described}) leaves the range open: the training data's range"
             return {
                 **plan,
                 "source": "range",
                 "low": lo,
                 "high": hi,
-                "why": f"the schema ({described}) leaves the range open: the training data's range",
+                "why": why + _mixed(bounds, extremes),
             }
-    return {**plan, "source": "pandera", "why": f"Pandera, from the schema ({described})"}
+    why = f"Pandera, from the schema ({described})" + _mixed(bounds, extremes)
+    return {**plan, "source": "pandera", "why": why}
+
+
+def _near(value: Any, kind: str, *, up: bool, inclusive: bool) -> int | float | None:
+    """The value at an inclusive bound, or the nearest one inside an exclusive bound."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value):
+        return None
+    if kind == "int":
+        if inclusive:
+            return math.ceil(value) if up else math.floor(value)
+        return math.floor(value) + 1 if up else math.ceil(value) - 1
+    return value if inclusive else math.nextafter(value, math.inf if up else -math.inf)
+
+
+def _bound_values(check: Check, kind: str) -> list[Any]:
+    """The values a ``ge/gt/le/lt/in_range`` check lets through at its ends."""
+    stats = check.statistics
+    if check.name == "in_range":
+        return [
+            _near(stats["min_value"], kind, up=True, inclusive=stats.get("include_min", True)),
+            _near(stats["max_value"], kind, up=False, inclusive=stats.get("include_max", True)),
+        ]
+    if check.name in _LOWER:
+        return [_near(stats["min_value"], kind, up=True, inclusive=_LOWER[check.name])]
+    if check.name in _UPPER:
+        return [_near(stats["max_value"], kind, up=False, inclusive=_UPPER[check.name])]
+    return []
+
+
+def _edges(column: Column, kind: str, low: Any, high: Any) -> tuple[list[Any], list[Any]]:
+    """A numeric column's own bounds, and the extreme values it accepts where a side is open.
+
+    The bounds are the values of its ``ge``/``le``/``in_range`` checks and the nearest values
+    inside ``gt``/``lt``; the extremes are the dtype's largest magnitudes, ±1e300, ±1e-300 and
+    0. Only values that fit the dtype and pass every check of the column are kept.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if kind not in ("int", "float") or "set" in (low, high):
+        return [], []
+    try:
+        dtype = np.dtype(str(column.dtype).lower())
+    except TypeError:  # a pandas extension dtype (Int64, Float64)
+        dtype = np.dtype("int64" if kind == "int" else "float64")
+    if kind == "int":
+        info = np.iinfo(dtype)
+        extremes = [int(info.min), 0, int(info.max)]
+    else:
+        top = float(np.finfo(dtype).max)
+        extremes = [-top, -1e300, -1e-300, 0.0, 1e-300, 1e300, top]
+
+    def fits(value: Any) -> bool:
+        if kind == "int":
+            return isinstance(value, int) and info.min <= value <= info.max
+        with np.errstate(over="ignore", under="ignore"):
+            return isinstance(value, float) and float(dtype.type(value)) == value
+
+    bounds = [v for check in column.checks for v in _bound_values(check, kind)]
+    if low is not None and high is not None:
+        extremes = []
+    candidates = list(dict.fromkeys(v for v in [*bounds, *extremes] if fits(v)))
+    try:
+        values = pd.Series(candidates, dtype=dtype)
+        ok = pd.Series(True, index=values.index)
+        for check in column.checks:
+            ok &= check(values).check_output.astype(bool)
+    except Exception:  # noqa: BLE001 - a check that cannot judge them: mix nothing in
+        return [], []
+    accepted = {v for v, good in zip(candidates, ok) if good}
+    bounds = sorted(v for v in dict.fromkeys(bounds) if v in accepted)
+    return bounds, sorted(v for v in candidates if v in accepted and v not in bounds)
+
+
+def _mixed(bounds: list[Any], extremes: list[Any]) -> str:
+    """The part of a column's "why" that says which values are mixed into its draws."""
+
+    def listing(values: list[Any]) -> str:
+        shown = [repr(v) for v in values]
+        return " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
+
+    text = ""
+    if bounds:
+        text += f"; its bound{'s' if len(bounds) > 1 else ''} {listing(bounds)} mixed in"
+    if extremes:
+        text += f"; in the output contract test also the extreme values {listing(extremes)}"
+    return text
 
 
 def _describe(check: Check) -> str:
@@ -280,6 +374,8 @@ def plan_tests(
         "doc": {p.key: p.docstring for p in PROPERTIES},
         "skip": {p.key: skipped.get(p.key) for p in PROPERTIES},
         "columns": columns,
+        "bounds": {c["name"]: c["bounds"] for c in columns if c.get("bounds")},
+        "extremes": {c["name"]: c["extremes"] for c in columns if c.get("extremes")},
         "filter": _filter_reasons(schema),
         "examples": settings.examples,
         "max_rows": settings.max_rows,

@@ -16,7 +16,7 @@ from nb2prod.builder.pipeline import STAGES
 from nb2prod.builder.training import parse_params
 from nb2prod.errors import Nb2ProdError, RequestError
 from nb2prod.lab.jobs import Job, JobRegistry
-from nb2prod.notebook.check import check
+from nb2prod.notebook.check import check, check_params
 
 AUTH_RESOURCE = "nb2prod"
 _PATHS = ("bento_path", "build_dir", "service_py")
@@ -40,6 +40,8 @@ class _Handler(APIHandler):
             data = json.loads(self.request.body or b"{}")
         except ValueError:
             raise RequestError("The request body is not JSON.") from None
+        except RecursionError:
+            raise RequestError("The request body is JSON nested too deeply to read.") from None
         if not isinstance(data, dict):
             raise RequestError("The request body must be a JSON object.")
         return data
@@ -52,21 +54,26 @@ class _Handler(APIHandler):
         raw = data.get("path")
         if not isinstance(raw, str) or not raw.strip():
             raise RequestError('The request needs "path", the notebook path relative to the root.')
-        root = self.root
+        root, shown = self.root, _shorten(raw)
+        unusable = RequestError(f"{shown!r} is not a usable notebook path.")
         try:
             path = Path(root, raw.lstrip("/")).resolve()
-        except (OSError, ValueError):  # a NUL byte, a symlink loop
-            raise RequestError(f"{raw!r} is not a usable notebook path.") from None
+        except (OSError, ValueError, RuntimeError):  # a NUL byte; 3.11: a symlink loop
+            raise unusable from None
         if not path.is_relative_to(root):
-            raise RequestError(f"{raw} is outside the Jupyter server root.", http_status=403)
+            raise RequestError(f"{shown} is outside the Jupyter server root.", http_status=403)
         rel = path.relative_to(root).as_posix()
         if path.suffix != ".ipynb":
-            raise RequestError(f"{raw} is not a notebook (.ipynb).")
+            raise RequestError(f"{shown} is not a notebook (.ipynb).")
         allow_hidden = getattr(self.contents_manager, "allow_hidden", False)
         if not allow_hidden and any(part.startswith(".") for part in Path(rel).parts):
-            raise RequestError(f"{raw} is a hidden file.", http_status=403)
-        if not path.is_file():
-            raise RequestError(f"No notebook at {rel}.", http_status=404)
+            raise RequestError(f"{shown} is a hidden file.", http_status=403)
+        try:
+            is_file = path.is_file()
+        except OSError:  # a name too long for the file system (ENAMETOOLONG)
+            raise unusable from None
+        if not is_file:
+            raise RequestError(f"No notebook at {_shorten(rel)}.", http_status=404)
         return path, rel
 
     def relative(self, value: Any) -> Any:
@@ -119,17 +126,21 @@ class CheckHandler(_Handler):
 
 
 class BuildHandler(_Handler):
-    """``POST /nb2prod/build {"path", "params"}``: start a build job, answer its id."""
+    """``POST /nb2prod/build {"path", "params"}``: start a build job, answer its id.
+
+    A notebook that cannot be read, or a parameter it does not set, is a 400 at once; the
+    findings of ``check`` are the job's first stage, as in the CLI.
+    """
 
     @tornado.web.authenticated
     @authorized
-    def post(self) -> None:
+    async def post(self) -> None:
         try:
             data = self.body()
             path, rel = self.notebook_path(data)
-            job = self.registry.submit(
-                path, rel, _params(data.get("params")), out_dir=self.root / "bentos"
-            )
+            params = _params(data.get("params"))
+            check_params(await asyncio.to_thread(check, path), params)
+            job = self.registry.submit(path, rel, params, out_dir=self.root / "bentos")
         except Nb2ProdError as exc:
             return self.fail(exc)
         self.set_status(202)
@@ -187,6 +198,11 @@ def _params(raw: Any) -> dict[str, Any]:
         raise RequestError('"params" must be an object of parameter names to values.')
     texts = [(str(k), v) for k, v in raw.items() if isinstance(v, str)]
     return {**{str(k): v for k, v in raw.items()}, **parse_params(texts, None)}
+
+
+def _shorten(text: str) -> str:
+    """A request's text for a message: a 5,000-character path is cut in the middle."""
+    return text if len(text) <= 120 else f"{text[:60]}…{text[-40:]}"
 
 
 def setup_handlers(web_app: tornado.web.Application) -> None:

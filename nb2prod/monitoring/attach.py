@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento.locate import load_pipeline
-from nb2prod.errors import MonitorError, NotebookError
+from nb2prod.errors import NotebookError, ReferenceInvalid
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,8 +60,9 @@ def column_roles(schema: DataFrameSchema) -> dict[str, str]:
 
 def schema_failures(
     schema: DataFrameSchema, frame: pd.DataFrame
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Validate ``frame`` lazily; return the coerced frame and failure counts per column."""
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """Validate ``frame`` lazily; return the coerced frame and, per failing column, the
+    failure count per check (``(table)`` for a failure that names no column)."""
     import pandas as pd
     from pandera.errors import SchemaError, SchemaErrors
 
@@ -69,17 +70,53 @@ def schema_failures(
         return schema.validate(frame, lazy=True), {}
     except (SchemaError, SchemaErrors) as exc:
         cases = getattr(exc, "failure_cases", None)
-        counts: dict[str, int] = {}
+        failures: dict[str, dict[str, int]] = {}
         if cases is None or not hasattr(cases, "iterrows"):
-            counts[str(getattr(exc, "column_name", None) or "?")] = 1
-            return frame, counts
+            column = str(getattr(exc, "column_name", None) or "?")
+            check = getattr(getattr(exc, "check", None), "name", None) or "?"
+            return frame, {column: {str(check): 1}}
         for _, case in cases.iterrows():
-            column = case.get("column")
-            if case.get("check") in ("column_in_dataframe", "column_in_schema"):
+            column, check = case.get("column"), case.get("check")
+            if check in ("column_in_dataframe", "column_in_schema"):
                 column = case.get("failure_case")
             key = "(table)" if column is None or pd.isna(column) else str(column)
-            counts[key] = counts.get(key, 0) + 1
-        return frame, counts
+            name = "?" if check is None or pd.isna(check) else str(check)
+            per_check = failures.setdefault(key, {})
+            per_check[name] = per_check.get(name, 0) + 1
+        return frame, failures
+
+
+def describe_failures(failures: dict[str, dict[str, int]], *, checks: bool = False) -> str:
+    """``tenure_months (2 failure(s))``, or with ``checks`` ``tenure_months (check is_recent:
+    2 failure(s))``, for each column, joined by commas."""
+    parts = []
+    for column, per_check in sorted(failures.items()):
+        if checks:
+            named = "; ".join(f"check {c}: {n} failure(s)" for c, n in sorted(per_check.items()))
+            parts.append(f"{column} ({named})")
+        else:
+            parts.append(f"{column} ({sum(per_check.values())} failure(s))")
+    return ", ".join(parts)
+
+
+def valid_reference(
+    schema: DataFrameSchema, reference: pd.DataFrame, where: str, setting: str, schema_name: str
+) -> pd.DataFrame:
+    """The reference data, validated (and coerced) by the notebook's own input schema.
+
+    Raises:
+        ReferenceInvalid: some rows fail it; the message names the columns and checks.
+    """
+    valid, failures = schema_failures(schema, reference)
+    if failures:
+        raise ReferenceInvalid(
+            f"{where}: the reference data `{setting}` fails the notebook's own input schema "
+            f"{schema_name} in column(s) {describe_failures(failures, checks=True)}; fix the "
+            "data or the schema.",
+            columns=sorted(failures),
+            checks=sorted({c for per_check in failures.values() for c in per_check}),
+        )
+    return valid
 
 
 def _stattest(method: str, role: str, column: str, where: str) -> StatTest:
@@ -134,6 +171,15 @@ def _check_settings(settings: dict[str, Any], columns: list[str], where: str) ->
         raise NotebookError(f"{where}: nb2prod.monitoring.drift_share must be a number in (0, 1].")
 
 
+def output_column(inputs: list[str]) -> str:
+    """The model output's column in the drift data: ``prediction``, or, when an input column
+    has that name, ``_prediction`` (with as many underscores as it takes to be unique)."""
+    name = PREDICTION
+    while name in inputs:
+        name = f"_{name}"
+    return name
+
+
 def _drift_spec(
     column: str, role: str, series: pd.Series, spec: dict, settings: dict, where: str
 ) -> dict:
@@ -173,7 +219,7 @@ def drift_config(
     share = settings.get("drift_share")
     prediction_role = "categorical" if task == "classification" else "numerical"
     prediction = _drift_spec(
-        PREDICTION,
+        output_column(list(roles)),
         prediction_role,
         predictions[PREDICTION],
         settings.get("prediction") or {},
@@ -209,7 +255,9 @@ def report_config(config: dict[str, Any]) -> Any:
                 per_column_threshold={c["name"]: c["threshold"] for c in columns},
             ),
             ValueDrift(
-                column=PREDICTION, method=prediction["method"], threshold=prediction["threshold"]
+                column=prediction["name"],
+                method=prediction["method"],
+                threshold=prediction["threshold"],
             ),
         ],
         include_tests=True,
@@ -237,7 +285,7 @@ def attach(
 
     Raises:
         NotebookError: a monitoring setting is malformed.
-        MonitorError: the reference data fails the notebook's own input schema.
+        ReferenceInvalid: the reference data fails the notebook's own input schema.
     """
     import pandas as pd
 
@@ -246,13 +294,9 @@ def attach(
     pipeline = load_pipeline(src, manifest)
     reference = pd.read_parquet(training.reference_file)
     predictions = pd.read_parquet(training.predictions_file)
-    valid, failures = schema_failures(pipeline.input_schema, reference)
-    if failures:
-        raise MonitorError(
-            f"{where}: the reference data `{settings.reference}` fails the input schema "
-            f"{manifest['input_schema']} in column(s) {', '.join(sorted(failures))}.",
-            columns=sorted(failures),
-        )
+    valid = valid_reference(
+        pipeline.input_schema, reference, where, settings.reference, manifest["input_schema"]
+    )
     cap = int(options.get("reference_rows", REFERENCE_ROWS))
     reference, predictions = _sample(valid.reset_index(drop=True), predictions, cap)
     task = "classification" if training.classes else "regression"

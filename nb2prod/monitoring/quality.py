@@ -35,16 +35,68 @@ def _scores(
     return {k: float(v) for k, v in scores.items()}
 
 
-def outcomes(
-    frame: pd.DataFrame,
-    target: str,
-    predictions: np.ndarray | None,
-    proba: np.ndarray | None,
-    config: dict[str, Any],
-) -> pd.DataFrame:
-    """The rows of ``frame`` whose ``target`` is known: columns target, prediction, proba.
+def _examples(values: pd.Series) -> str:
+    shown = list(dict.fromkeys(str(v) for v in values))  # distinct, in order of appearance
+    more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+    return ", ".join(f"`{v}`" for v in shown[:3]) + more
 
-    ``proba`` (the positive class's, for a binary classifier) is there when it is known.
+
+def target_values(series: pd.Series, config: dict[str, Any], target: str) -> pd.Series:
+    """The ``--target`` column as outcomes comparable with the model's predictions.
+
+    A classifier's outcomes must be its classes: equal values (``1.0`` for ``1``) or the
+    classes written as strings (``"1"`` for ``1``) are mapped to them. A regressor's must be
+    numbers. Missing values stay missing (those rows have no known outcome).
+
+    Raises:
+        MonitorError: a known value is no class (``yes`` against 0/1), or is not a number.
+    """
+    import pandas as pd
+
+    known = series.notna()
+    if config["task"] == "regression":
+        numbers = pd.to_numeric(series.where(known), errors="coerce")
+        bad = series[known & numbers.isna()]
+        if len(bad):
+            raise MonitorError(
+                f"--target {target}: column `{target}` holds {_examples(bad)}, which are not "
+                "numbers; a regressor's outcomes must be numbers.",
+                column=target,
+            )
+        return numbers
+    classes = list(config.get("classes") or [])
+    if not classes:
+        return series
+    by_value = {c: c for c in classes}
+    by_text = {str(c): c for c in classes}
+
+    def as_class(value: Any) -> Any:
+        try:
+            return by_value.get(value, by_text.get(str(value)))
+        except TypeError:  # unhashable (a list in a parquet cell): no class
+            return None
+
+    mapped = series.map(as_class).where(known, None)
+    bad = series[known & mapped.isna()]
+    if len(bad):
+        raise MonitorError(
+            f"--target {target}: column `{target}` holds {_examples(bad)}, which are not among "
+            f"the model's classes ({', '.join(map(str, classes))}); give the outcomes as those "
+            "classes.",
+            column=target,
+        )
+    return mapped
+
+
+def outcomes(
+    truth: pd.Series,
+    predictions: np.ndarray | None,
+    positive: np.ndarray | None,
+    config: dict[str, Any],
+    target: str,
+) -> pd.DataFrame:
+    """The rows whose outcome ``truth`` (from ``target_values``) is known: columns target,
+    prediction, and proba (the positive class's probability, when it is known).
 
     Raises:
         MonitorError: there are no predictions, or no row has a known target.
@@ -57,20 +109,20 @@ def outcomes(
             "--target needs predictions: the current data has no `prediction` column and no "
             "model was found to compute them."
         )
-    known = frame[target].notna().to_numpy()
+    known = truth.notna().to_numpy()
     if not known.any():
         raise MonitorError(
             f"--target {target}: no row of the current data has a value in `{target}`."
         )
     classes = config.get("classes") or []
-    y = frame[target].to_numpy()[known]
+    y = truth.to_numpy()[known]
     if config["task"] == "classification" and classes:
         y = y.astype(np.asarray(classes).dtype, copy=False)
     out = pd.DataFrame({"target": y, PREDICTION: np.asarray(predictions)[known]})
-    if proba is not None and len(classes) == 2:
-        out["proba"] = np.asarray(proba)[known, 1]
-    elif f"proba_{classes[-1] if classes else ''}" in frame.columns:
-        out["proba"] = frame[f"proba_{classes[-1]}"].to_numpy()[known]
+    if positive is not None and len(classes) == 2:
+        proba = np.asarray(positive, dtype=float)[known]
+        if np.isfinite(proba).all():  # logs of /predict rows have none: then labels only
+            out["proba"] = proba
     return out
 
 

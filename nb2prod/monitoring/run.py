@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento.locate import Bento, Pipeline, load_pipeline, open_bento, store_model
-from nb2prod.errors import MonitorError
+from nb2prod.errors import MonitorError, Nb2ProdError
 from nb2prod.monitoring.attach import (
     CONFIG,
     EVIDENTLY,
@@ -18,10 +20,11 @@ from nb2prod.monitoring.attach import (
     PREDICTION,
     PREDICTIONS,
     REFERENCE,
+    describe_failures,
     schema_failures,
 )
-from nb2prod.monitoring.inputs import read_current
-from nb2prod.monitoring.quality import outcomes, quality, quality_report
+from nb2prod.monitoring.inputs import Current, read_current
+from nb2prod.monitoring.quality import outcomes, quality, quality_report, target_values
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from pandera.api.pandas.container import DataFrameSchema
 
 log = logging.getLogger(__name__)
+# Below this many current rows a drift test says little; ``--min-rows`` may lower it.
+MIN_ROWS = 30
 
 
 @dataclass
@@ -113,6 +118,22 @@ def _config(bento: Bento) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+@contextmanager
+def _stage(doing: str) -> Iterator[None]:
+    """Turn an unexpected failure while ``doing`` into one sentence (exit 2), not a traceback.
+
+    Exit 1 means drift, and a nightly job retrains on it: a crash must never look like that.
+    """
+    try:
+        yield
+    except Nb2ProdError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0].rstrip(".") if text else "no message"
+        raise MonitorError(f"Could not {doing} ({type(exc).__name__}: {first}).") from exc
+
+
 def _validated(
     frame: pd.DataFrame,
     bento: Bento,
@@ -139,10 +160,9 @@ def _validated(
             continue
     valid, failures = schema_failures(schema, inputs)
     if failures:
-        listed = ", ".join(f"{c} ({n} failure(s))" for c, n in sorted(failures.items()))
         raise MonitorError(
             f"Current data {source} violates the input schema {bento.manifest['input_schema']} "
-            f"in column(s) {listed}.",
+            f"in column(s) {describe_failures(failures)}.",
             columns=sorted(failures),
         )
     return valid
@@ -167,15 +187,6 @@ def _predict(
     return np.asarray(model.predict(model_input)), proba
 
 
-def _version_notes(frame: pd.DataFrame, version: str) -> list[str]:
-    if "_model_version" not in frame.columns:
-        return []
-    seen = sorted(str(v) for v in frame["_model_version"].dropna().unique())
-    if seen == [version]:
-        return []
-    return [f"the logs come from model version(s) {', '.join(seen)}; this bento is {version}"]
-
-
 def _dataset(frame: pd.DataFrame, config: dict[str, Any], with_prediction: bool) -> Dataset:
     from evidently import DataDefinition, Dataset
 
@@ -187,7 +198,7 @@ def _dataset(frame: pd.DataFrame, config: dict[str, Any], with_prediction: bool)
     return Dataset.from_pandas(frame, data_definition=definition)
 
 
-def _report(bento: Bento, with_prediction: bool) -> Report:
+def _report(bento: Bento, output: str, with_prediction: bool) -> Report:
     from evidently import Report
     from evidently.cli.report import ReportConfig
     from evidently.metrics import ValueDrift
@@ -196,7 +207,7 @@ def _report(bento: Bento, with_prediction: bool) -> Report:
     metrics = [
         m
         for m in saved.metrics
-        if with_prediction or not (isinstance(m, ValueDrift) and m.column == PREDICTION)
+        if with_prediction or not (isinstance(m, ValueDrift) and m.column == output)
     ]
     return Report(metrics, metadata=saved.metadata, include_tests=True)
 
@@ -238,6 +249,7 @@ def monitor(
     html: Path | None = None,
     json_out: Path | None = None,
     target: str | None = None,
+    min_rows: int = MIN_ROWS,
 ) -> MonitorResult:
     """Compare ``current`` with the reference of ``bento`` using its attached Evidently config.
 
@@ -247,75 +259,123 @@ def monitor(
         html: where to write Evidently's HTML report.
         json_out: where to write the JSON summary.
         target: a column of ``current`` holding true outcomes; adds quality metrics.
+        min_rows: the fewest current rows the drift test is run on.
 
     Raises:
         BentoNotFound: ``bento`` names no bento made by nb2prod.
-        MonitorError: bad input (missing file, unknown format, schema violations).
+        MonitorError: bad input (missing file, unknown format, schema violations, too few
+            rows, a target that is not the model's kind of outcome), or anything else that
+            went wrong, in one sentence: never an exit code that reads as drift.
     """
+    if min_rows < 1:
+        raise MonitorError(f"--min-rows must be at least 1, not {min_rows}.")
+    with _stage(f"compare {current} with the reference of {bento}"), open_bento(bento) as found:
+        with _stage(f"read the monitoring config and the lifted schema of {found.tag}"):
+            config = _config(found)
+            pipeline = load_pipeline(found.src, found.manifest)
+        data = read_current(current, found.manifest["name"])
+        result, snapshot, quality_snapshot = _compare(
+            found, config, pipeline, data, str(current), target, min_rows, html
+        )
+        with _stage("write the monitoring report"):
+            _write(result, snapshot, html, json_out, quality_snapshot)
+    return result
+
+
+def _compare(
+    found: Bento,
+    config: dict[str, Any],
+    pipeline: Pipeline,
+    data: Current,
+    current: str,
+    target: str | None,
+    min_rows: int,
+    html: Path | None,
+) -> tuple[MonitorResult, Snapshot, Snapshot | None]:
+    """The drift (and with ``target``, quality) verdict on validated current data."""
     import pandas as pd
 
-    with open_bento(bento) as found:
-        config, notes = _config(found), []
-        pipeline = load_pipeline(found.src, found.manifest)
-        frame = read_current(current, found.manifest["name"])
-        if target is not None and target not in frame.columns:
+    frame, notes = data.frame, list(data.notes)
+    truth = None
+    if target is not None:
+        if target not in frame.columns:
             raise MonitorError(
                 f"--target {target}: current data {current} has no column `{target}`."
             )
-        inputs = _validated(frame, found, config, pipeline.input_schema, str(current))
-        notes += _version_notes(frame, found.manifest["version"])
-        proba = None
-        if PREDICTION in frame.columns and frame[PREDICTION].notna().any():
-            predictions = frame[PREDICTION].to_numpy()
-        elif (model := found.model_file or store_model(found.manifest["model_tag"])) is not None:
-            found.model_file = model
-            predictions, proba = _predict(found, pipeline, inputs)
-        else:
-            predictions = None
-            notes.append(
-                "no predictions in the current data and no model here: prediction drift skipped"
-            )
-        reference = _reference(found)
-        with_prediction = predictions is not None
-        if with_prediction:
-            reference[PREDICTION] = pd.read_parquet(found.src / FOLDER / PREDICTIONS)[PREDICTION]
-            inputs = inputs.reset_index(drop=True)
-            inputs[PREDICTION] = predictions
-            try:  # CSV and JSON may turn labels into other types; NaN rows (proba logs) stay
-                inputs[PREDICTION] = inputs[PREDICTION].astype(reference[PREDICTION].dtype)
-            except (TypeError, ValueError):
-                pass
-        try:
-            snapshot = _report(found, with_prediction).run(
-                _dataset(inputs, config, with_prediction),
-                _dataset(reference, config, with_prediction),
-            )
-            summary = snapshot.dict()
-        except Exception as exc:
-            raise MonitorError(
-                f"Evidently could not compare {current} with the reference: {exc}."
-            ) from exc
-        rows, prediction, share, dataset_drift = summarize(summary, config)
-        known = outcomes(frame, target, predictions, proba, config) if target else None
-        scores = quality(known, config) if known is not None else []
-        quality_snapshot = None
-        if known is not None and html is not None:
-            quality_snapshot = quality_report(known, config, str(current))
-        result = MonitorResult(
-            tag=found.manifest["tag"],
-            current=str(current),
+        truth = target_values(frame[target], config, target)
+    inputs = _validated(frame, found, config, pipeline.input_schema, current)
+    if len(inputs) < min_rows:
+        raise MonitorError(
+            f"Current data {current} has {len(inputs)} row(s), too few for a drift test: it "
+            f"needs at least {min_rows} (--min-rows sets that number).",
             rows=len(inputs),
-            reference_rows=len(reference),
-            columns=rows,
-            prediction=prediction,
-            drift_share=config["drift_share"],
-            drifted_share=share,
-            dataset_drift=dataset_drift,
-            quality=scores,
-            notes=notes,
+            min_rows=min_rows,
         )
-        _write(result, snapshot, html, json_out, quality_snapshot)
-    return result
+    notes += data.version_notes(found.manifest["version"])
+    names = [c["name"] for c in config["columns"]]
+    output = config["prediction"].get("name", PREDICTION)  # not an input column's name
+    proba, positive = None, None
+    logged = data.output(PREDICTION, names)
+    if logged is not None:
+        predictions = logged.to_numpy()
+    elif (model := found.model_file or store_model(found.manifest["model_tag"])) is not None:
+        found.model_file = model
+        with _stage(f"predict on {current} with the model of {found.tag}"):
+            predictions, proba = _predict(found, pipeline, inputs)
+    else:
+        predictions = None
+        notes.append(
+            "no predictions in the current data and no model here: prediction drift skipped"
+        )
+    classes = config.get("classes") or []
+    if proba is not None and len(classes) == 2:
+        positive = proba[:, 1]
+    elif classes and (column := data.output(f"proba_{classes[-1]}", names)) is not None:
+        positive = column.to_numpy()
+    reference = _reference(found)
+    with_prediction = predictions is not None
+    if with_prediction:
+        outputs = pd.read_parquet(found.src / FOLDER / PREDICTIONS)[PREDICTION]
+        reference[output] = outputs.to_numpy()
+        inputs = inputs.reset_index(drop=True)
+        inputs[output] = predictions
+        try:  # CSV and JSON may turn labels into other types; NaN rows (proba logs) stay
+            inputs[output] = inputs[output].astype(reference[output].dtype)
+        except (TypeError, ValueError):
+            pass
+    try:
+        snapshot = _report(found, output, with_prediction).run(
+            _dataset(inputs, config, with_prediction),
+            _dataset(reference, config, with_prediction),
+        )
+        summary = snapshot.dict()
+    except Exception as exc:
+        raise MonitorError(
+            f"Evidently could not compare {current} with the reference: {exc}."
+        ) from exc
+    rows, prediction, share, dataset_drift = summarize(summary, config)
+    known = None
+    if truth is not None:
+        known = outcomes(truth.reset_index(drop=True), predictions, positive, config, target)
+    with _stage(f"score the outcomes in {current}"):
+        scores = quality(known, config) if known is not None else []
+    quality_snapshot = None
+    if known is not None and html is not None:
+        quality_snapshot = quality_report(known, config, current)
+    result = MonitorResult(
+        tag=found.manifest["tag"],
+        current=current,
+        rows=len(inputs),
+        reference_rows=len(reference),
+        columns=rows,
+        prediction=prediction,
+        drift_share=config["drift_share"],
+        drifted_share=share,
+        dataset_drift=dataset_drift,
+        quality=scores,
+        notes=notes,
+    )
+    return result, snapshot, quality_snapshot
 
 
 def _write(

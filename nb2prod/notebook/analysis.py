@@ -7,8 +7,9 @@ import builtins
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nb2prod.notebook.read import Cell, Notebook, role_label, role_tag
-from nb2prod.notebook.scope import ParsedCell, frame_schema, import_source, is_schema_class
+from nb2prod.notebook.entrypoint import EntrypointChecks
+from nb2prod.notebook.read import LIFTED_ROLES, Cell, Notebook, role_label, role_tag
+from nb2prod.notebook.scope import ParsedCell, import_source, is_schema_class
 
 SEVERITIES = ("error", "warning", "info")
 _IMPLICIT = set(dir(builtins)) | {"__name__", "__file__", "__doc__", "__builtins__", "display"}
@@ -101,7 +102,7 @@ class CheckResult:
         }
 
 
-class _Checker:
+class _Checker(EntrypointChecks):
     def __init__(self, nb: Notebook) -> None:
         self.nb = nb
         self.name = nb.path.name
@@ -124,6 +125,30 @@ class _Checker:
                 **kw,
             )
         )
+
+    def ids(self) -> None:
+        """Ids that break nbformat's pattern never reach generated code: each is an error."""
+        fix = (
+            "delete that id from the .ipynb file and open and save the notebook in JupyterLab "
+            "(nbformat's normalization gives the cell a new id)"
+        )
+        for cell in self.nb.cells:
+            if cell.bad_id is not None:
+                self.add(
+                    "bad-cell-id",
+                    "error",
+                    f"has an invalid cell id {cell.bad_id} (ids are 1 to 64 letters, digits, "
+                    f"'-' or '_'); {fix}.",
+                    cell,
+                )
+            elif cell.same_id_as is not None:
+                self.add(
+                    "bad-cell-id",
+                    "error",
+                    f"has the same id as cell {cell.same_id_as}; open and save the notebook in "
+                    "JupyterLab (nbformat's normalization gives it a new id).",
+                    cell,
+                )
 
     def roles(self) -> None:
         for cell in self.nb.cells:
@@ -159,6 +184,18 @@ class _Checker:
                 f"has no nb2prod:train cell; tag the cell that fits `{self.nb.settings.model}`.",
             )
 
+    def too_deep(self) -> None:
+        for cell in self.nb.cells:
+            if self.parsed[cell.index].too_deep and cell.role != "skip":
+                lifted = cell.role in LIFTED_ROLES
+                self.add(
+                    "too-complex",
+                    "error" if lifted else "warning",
+                    "is too long or too deeply nested for Python to compile (RecursionError), "
+                    "so it cannot run; split it into smaller statements.",
+                    cell,
+                )
+
     def lifted_syntax(self) -> None:
         for cell in self.nb.lifted:
             parsed = self.parsed[cell.index]
@@ -177,7 +214,7 @@ class _Checker:
                     "syntax", "error", f"has a syntax error: {err.msg}.", cell, line=err.lineno
                 )
                 continue
-            for node in ast.walk(parsed.tree):
+            for node in ast.walk(parsed.tree) if parsed.tree else []:
                 if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
                     self.star_imports = True
                     self.add(
@@ -239,121 +276,10 @@ class _Checker:
             text = f"uses `{name}`, which no cell, import, parameter or builtin provides."
         self.add("undefined-name", "error", text, cell, line=line, name=name)
 
-    def entrypoint(self, schema_classes: set[str]) -> tuple[str | None, str | None, str | None]:
-        settings, features = self.nb.settings, self.nb.with_role("features")
-        if not features:
-            return None, self._default_schema(schema_classes), None
-        entry = settings.entrypoint
-        found: tuple[Cell, ast.FunctionDef] | None = None
-        for cell in features:
-            tree = self.parsed[cell.index].tree
-            for node in tree.body if tree else []:
-                if isinstance(node, ast.FunctionDef) and node.name == entry:
-                    found = (cell, node)
-        if not found:
-            self.add(
-                "missing-entrypoint",
-                "error",
-                f"no nb2prod:features cell defines the entry point `def {entry}(df)`; "
-                "define it or set nb2prod.entrypoint in the notebook metadata.",
-                features[0],
-                name=entry,
-            )
-            return None, None, None
-        cell, fn = found
-        args = fn.args
-        required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
-        kw_required = any(d is None for d in args.kw_defaults)
-        if required != 1 or kw_required or args.vararg is not None:
-            self.add(
-                "bad-entrypoint",
-                "error",
-                f"entry point `{entry}` must be a function of one data frame, "
-                f"but it takes {required} required argument(s).",
-                cell,
-                line=fn.lineno,
-                name=entry,
-            )
-            return entry, None, None
-        first = (args.posonlyargs + args.args)[0]
-        in_schema, out_schema = frame_schema(first.annotation), frame_schema(fn.returns)
-        if not in_schema or not out_schema:
-            self.add(
-                "unannotated-entrypoint",
-                "warning",
-                f"entry point `{entry}` lacks Pandera annotations; write "
-                f"`def {entry}(df: DataFrame[Raw]) -> DataFrame[Features]` so inputs and "
-                "outputs are validated and property-tested.",
-                cell,
-                line=fn.lineno,
-                name=entry,
-            )
-        for schema in (in_schema, out_schema):
-            if schema and schema not in schema_classes:
-                self.add(
-                    "unknown-schema",
-                    "error",
-                    f"entry point `{entry}` names `{schema}`, which no nb2prod:schema cell "
-                    "defines as a Pandera DataFrameModel.",
-                    cell,
-                    line=fn.lineno,
-                    name=schema,
-                )
-        in_schema = in_schema or self._default_schema(schema_classes)
-        self._called_in_training(entry)
-        return entry, in_schema, out_schema if out_schema in schema_classes else None
-
-    def _default_schema(self, schema_classes: set[str]) -> str | None:
-        chosen = self.nb.settings.input_schema
-        schema_cells = self.nb.with_role("schema")
-        if chosen:
-            if chosen not in schema_classes:
-                self.add(
-                    "unknown-schema",
-                    "error",
-                    f"setting nb2prod.input_schema names `{chosen}`, which no nb2prod:schema "
-                    "cell defines.",
-                    name=chosen,
-                )
-            return chosen
-        if not schema_classes:
-            self.add(
-                "no-schema",
-                "error",
-                "has no nb2prod:schema cell with a Pandera DataFrameModel, so requests "
-                "cannot be validated.",
-                schema_cells[0] if schema_cells else None,
-            )
-            return None
-        if len(schema_classes) > 1 and not self.nb.with_role("features"):
-            self.add(
-                "ambiguous-schema",
-                "error",
-                f"defines several schemas ({', '.join(sorted(schema_classes))}) and no "
-                "entry point; set nb2prod.input_schema in the notebook metadata.",
-                schema_cells[0],
-            )
-            return None
-        return min(schema_classes)
-
-    def _called_in_training(self, entry: str) -> None:
-        for cell in self.nb.with_role("train"):
-            parsed = self.parsed[cell.index]
-            if parsed.tree is not None and parsed.first_use(entry):
-                return
-        train = self.nb.with_role("train")
-        if train:
-            self.add(
-                "entrypoint-not-called",
-                "warning",
-                f"no nb2prod:train cell calls `{entry}`, so the model may be trained on "
-                "different features than it is served (training-serving skew).",
-                train[0],
-                name=entry,
-            )
-
     def run(self) -> CheckResult:
+        self.ids()
         self.roles()
+        self.too_deep()
         self.lifted_syntax()
         nb = self.nb
         schema_cells, feature_cells = nb.with_role("schema"), nb.with_role("features")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from nb2prod.errors import CheckFailed, NotebookError
+from nb2prod.errors import CheckFailed, NotebookError, ParameterError
 from nb2prod.gate.properties import read_settings
 from nb2prod.notebook.analysis import CheckResult, Finding, analyze
 from nb2prod.notebook.gates import Bound
-from nb2prod.notebook.read import Notebook, parse, read
+from nb2prod.notebook.read import Notebook, parse_content, read
 
 
 def _settings_findings(nb: Notebook) -> list[Finding]:
     """Settings that only other stages read, validated now rather than after training."""
-    found = []
+    found = [
+        Finding("bad-setting", "error", p.message, name=f"nb2prod.{p.key}") for p in nb.problems
+    ]
     try:
         read_settings(nb)
     except NotebookError as exc:
@@ -50,13 +51,36 @@ def check(
         The findings and the lift plan; ``result.ok`` is false when any finding is an error.
 
     Raises:
-        NotebookError: the notebook cannot be read, or a top-level setting is unknown.
+        NotebookError: the notebook cannot be read or is malformed (one sentence naming the
+            file, and the cell where there is one), or a top-level setting is unknown.
         CheckFailed: ``strict`` and a finding is an error; the message is the first one's.
     """
     path = Path(path)
-    nb = read(path) if content is None else parse(json.dumps(content), path)
+    nb = read(path) if content is None else parse_content(content, path)
     result = analyze(nb)
     result.add(_settings_findings(nb))
     if strict and not result.ok:
         raise CheckFailed(result.findings)
     return result
+
+
+def check_params(checked: CheckResult, params: dict[str, Any]) -> None:
+    """Refuse a parameter value the notebook's parameters cell does not set.
+
+    Raises:
+        ParameterError: the first unknown name, with the parameters the notebook does set.
+    """
+    known = checked.plan.parameters
+    for name in params:
+        if name not in known:
+            nb = checked.notebook.path.name
+            cells = checked.notebook.with_role("parameters")
+            where = (
+                f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
+            )
+            offer = f"; known parameters: {', '.join(known)}" if known else ""
+            raise ParameterError(
+                f"{nb}: unknown parameter `{name}`, {where} does not set it{offer}.",
+                notebook=str(checked.notebook.path),
+                name=name,
+            )

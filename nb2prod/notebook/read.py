@@ -5,18 +5,30 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import keyword
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nb2prod.errors import NotebookError
+from nb2prod.notebook.shape import (
+    CELL_ID,
+    MAX_DEPTH,
+    decode,
+    is_whole,
+    json_kind,
+    normalize,
+    refuse,
+    shown,
+)
 
 ROLES = ("parameters", "schema", "features", "train", "evaluate", "skip")
 LIFTED_ROLES = ("schema", "features")
 ROLE_PREFIX = "nb2prod:"
 _COMMENT_ROLE = re.compile(r"^\s*#\|\s*nb2prod\s*:\s*(?P<role>[\w:-]*)\s*$")
 COERCION = ("strict", "lenient")
+_NAMES = ("entrypoint", "model", "reference", "metrics", "input_schema")  # Python names
 _NAME_OK = re.compile(r"[^a-z0-9_.-]+")
 
 
@@ -35,12 +47,14 @@ class Cell:
     """One code cell, with its index and id as JupyterLab shows them."""
 
     index: int
-    id: str
+    id: str  # always a valid nbformat id: ``index-<n>`` when the cell has none, or a bad one
     source: str
     role: str | None
     unknown_roles: tuple[tuple[str, str], ...] = ()  # (as written, did-you-mean or "")
     conflicting_roles: tuple[str, ...] = ()
     role_line: int = 0  # 1 when the role comes from a ``#| nb2prod:`` first line
+    bad_id: str | None = None  # repr of an id that breaks nbformat's pattern; check reports it
+    same_id_as: int | None = None  # the earlier cell whose id this cell repeats
 
     @property
     def where(self) -> str:
@@ -66,14 +80,23 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class SettingProblem:
+    """A setting whose value is wrong: its default stands in, and ``check`` reports it."""
+
+    key: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Notebook:
     """A normalized notebook: its code cells with roles, and its settings."""
 
     path: Path
-    node: dict[str, Any]  # the notebook JSON, as read
+    node: dict[str, Any]  # the notebook JSON, normalized: every cell a dict with text source
     cells: tuple[Cell, ...]
     settings: Settings
     sha256: str
+    problems: tuple[SettingProblem, ...] = ()
 
     def with_role(self, role: str) -> list[Cell]:
         return [c for c in self.cells if c.role == role]
@@ -86,10 +109,20 @@ class Notebook:
         return next((c for c in self.cells if c.id == cell_id), None)
 
 
+# BentoML tags are at most 63 characters, and the model's tag adds "-model".
+MAX_NAME = 57
+
+
 def normalize_name(stem: str) -> str:
-    """A BentoML-safe service name from a file stem: ``My Churn v2`` -> ``my_churn_v2``."""
-    name = _NAME_OK.sub("_", stem.strip().lower()).strip("_.-")
-    return name or "model"
+    """A BentoML-safe service name from a file stem: ``My Churn v2`` -> ``my_churn_v2``.
+
+    A stem too long for a BentoML tag is cut to ``MAX_NAME`` characters.
+    """
+    return _slug(stem)[:MAX_NAME].rstrip("_.-") or "model"
+
+
+def _slug(text: str) -> str:
+    return _NAME_OK.sub("_", text.strip().lower()).strip("_.-")
 
 
 def _roles_of(tags: list[str], source: str) -> tuple[list[str], list[str], int]:
@@ -117,8 +150,48 @@ def _suggest(role: str) -> str:
     return close[0] if close else ""
 
 
-def _settings(meta: dict[str, Any], path: Path) -> Settings:
-    raw = dict(meta.get("nb2prod") or {})
+def _setting_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
+    """Values of the wrong type or form; each one is dropped from ``raw`` (its default stays)."""
+    problems = []
+
+    def bad(key: str, should: str) -> None:
+        text = f"{path.name}: notebook setting nb2prod.{key} must be {should}, not {raw[key]!r}."
+        problems.append(SettingProblem(key, text))
+        del raw[key]
+
+    if not isinstance(raw.get("name", ""), str):
+        bad("name", "a string")
+    elif len(_slug(raw.get("name") or "")) > MAX_NAME:
+        bad("name", f"at most {MAX_NAME} characters (a BentoML tag holds 63, with '-model')")
+    for key in _NAMES:
+        value = raw.get(key, "x")
+        if key == "input_schema" and value is None:
+            continue
+        if not (isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)):
+            bad(key, "the name of a Python variable (a string such as 'model')")
+    timeout = raw.get("timeout", 1)
+    if isinstance(timeout, float) and timeout.is_integer():
+        raw["timeout"] = timeout = int(timeout)
+    if not is_whole(timeout) or timeout < 1:
+        bad("timeout", "a positive whole number of seconds (per cell)")
+    for key in ("gates", "monitoring", "properties"):
+        if not isinstance(raw.get(key, {}), dict):
+            bad(key, "a mapping")
+    if raw.get("coercion", "strict") not in COERCION:
+        bad("coercion", " or ".join(map(repr, COERCION)))
+    return problems
+
+
+def _settings(meta: dict[str, Any], path: Path) -> tuple[Settings, tuple[SettingProblem, ...]]:
+    raw = meta.get("nb2prod")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        kind = json_kind(raw)
+        raise refuse(
+            path, f": notebook metadata nb2prod must be a mapping of settings, not {kind}."
+        )
+    raw = dict(raw)
     allowed = set(Settings.__dataclass_fields__)
     extra = sorted(set(raw) - allowed)
     if extra:
@@ -127,19 +200,36 @@ def _settings(meta: dict[str, Any], path: Path) -> Settings:
             f"known settings are {', '.join(sorted(allowed))}.",
             notebook=str(path),
         )
-    raw["name"] = normalize_name(str(raw.get("name") or path.stem))
-    if raw.get("coercion", "strict") not in COERCION:
-        raise NotebookError(
-            f"{path}: notebook setting nb2prod.coercion must be "
-            f"{' or '.join(map(repr, COERCION))}, not {raw['coercion']!r}.",
-            notebook=str(path),
-        )
-    for key in ("gates", "monitoring", "properties"):
-        if not isinstance(raw.get(key, {}), dict):
-            raise NotebookError(
-                f"{path}: notebook setting nb2prod.{key} must be a mapping.", notebook=str(path)
+    problems = _setting_problems(raw, path)
+    raw["name"] = normalize_name(raw.get("name") or path.stem)
+    return Settings(**raw), tuple(problems)
+
+
+def _cells(node: dict[str, Any]) -> tuple[Cell, ...]:
+    cells, seen = [], {}
+    for index, raw in enumerate(node["cells"]):
+        cell_id, first = raw.get("id"), None
+        valid = isinstance(cell_id, str) and CELL_ID.fullmatch(cell_id)
+        if valid:
+            first = seen.setdefault(cell_id, index)
+        if raw["cell_type"] != "code":
+            continue
+        source = raw["source"]
+        known, unknown, role_line = _roles_of(raw["metadata"].get("tags", []), source)
+        cells.append(
+            Cell(
+                index=index,
+                id=cell_id if valid else f"index-{index}",
+                source=source,
+                role=known[0] if known else None,
+                unknown_roles=tuple((u, _suggest(u)) for u in unknown),
+                conflicting_roles=tuple(known[1:]),
+                role_line=role_line if known or unknown else 0,
+                bad_id=None if valid or "id" not in raw else repr(cell_id),
+                same_id_as=first if first != index else None,
             )
-    return Settings(**raw)
+        )
+    return tuple(cells)
 
 
 def parse(text: str, path: Path) -> Notebook:
@@ -150,60 +240,45 @@ def parse(text: str, path: Path) -> Notebook:
     """
     try:
         node = json.loads(text)
+    except RecursionError:
+        raise refuse(path, f": its JSON is nested more than {MAX_DEPTH} levels deep.") from None
     except ValueError as exc:
-        raise NotebookError(
-            f"{path} is not a readable Jupyter notebook: {exc}.", notebook=str(path)
-        ) from exc
-    if not isinstance(node, dict) or not isinstance(node.get("cells"), list):
-        raise NotebookError(
-            f"{path} is not a Jupyter notebook (it has no cells list).", notebook=str(path)
-        )
-    if node.get("nbformat", 4) < 4:
-        raise NotebookError(
-            f"{path} uses notebook format {node.get('nbformat')}; open and save it in JupyterLab "
-            "to upgrade it to format 4.",
-            notebook=str(path),
-        )
-    node.setdefault("metadata", {})
-    cells = []
-    for index, raw in enumerate(node["cells"]):
-        if raw.get("cell_type") != "code":
-            continue
-        source = raw.get("source", "")
-        source = source if isinstance(source, str) else "".join(source)
-        tags = list(raw.get("metadata", {}).get("tags", []))
-        known, unknown, role_line = _roles_of(tags, source)
-        cells.append(
-            Cell(
-                index=index,
-                id=str(raw.get("id") or f"index-{index}"),
-                source=source,
-                role=known[0] if known else None,
-                unknown_roles=tuple((u, _suggest(u)) for u in unknown),
-                conflicting_roles=tuple(known[1:]),
-                role_line=role_line if known or unknown else 0,
-            )
-        )
+        raise refuse(path, f" is not a readable Jupyter notebook: {exc}.") from exc
+    node = normalize(node, path)
+    settings, problems = _settings(node["metadata"], path)
     return Notebook(
         path=path,
         node=node,
-        cells=tuple(cells),
-        settings=_settings(node["metadata"], path),
+        cells=_cells(node),
+        settings=settings,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
+        problems=problems,
     )
+
+
+def parse_content(content: dict[str, Any], path: Path) -> Notebook:
+    """Parse the notebook JSON an editor holds (JupyterLab's model, saved or not)."""
+    try:
+        text = json.dumps(content)
+    except RecursionError:
+        raise refuse(path, f": its JSON is nested more than {MAX_DEPTH} levels deep.") from None
+    except (TypeError, ValueError) as exc:
+        raise refuse(path, f": the notebook content is not JSON ({exc}).") from None
+    return parse(text, path)
 
 
 def read(path: str | Path) -> Notebook:
     """Read and normalize the notebook at ``path``.
 
     Raises:
-        NotebookError: the file is missing or is not a notebook.
+        NotebookError: the file is missing, unreadable, not UTF-8 JSON or not a notebook.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        data = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or exc
         raise NotebookError(
-            f"Cannot read notebook {path}: {exc.strerror or exc}.", notebook=str(path)
+            f"Cannot read notebook {shown(path)}: {reason}.", notebook=str(path)
         ) from exc
-    return parse(text, path)
+    return parse(decode(data, path), path)

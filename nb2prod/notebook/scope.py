@@ -28,20 +28,30 @@ class ParsedCell:
         self.cell = cell
         text, self.magics = strip_magics(cell.source)
         self.syntax_error: SyntaxError | None = None
+        self.too_deep = False  # Python itself cannot compile it: the kernel would fail too
+        self.tree: ast.Module | None = None
+        self.defined: set[str] = set()
+        self.free: set[str] = set()
+        self.imports: dict[str, tuple[ast.stmt, ast.alias]] = {}
         try:
-            self.tree = ast.parse(text)
+            tree = ast.parse(text)
             table = symtable.symtable(text, f"cell{cell.index}", "exec")
+            defined = {
+                s.get_name()
+                for s in table.get_symbols()
+                if s.is_assigned() or s.is_imported() or s.is_namespace()
+            }
+            free = free_names(table)
         except SyntaxError as exc:
-            self.syntax_error, self.tree, self.defined, self.free = exc, None, set(), set()
-            self.imports: dict[str, tuple[ast.stmt, ast.alias]] = {}
+            self.syntax_error = exc
             return
-        self.defined = {
-            s.get_name()
-            for s in table.get_symbols()
-            if s.is_assigned() or s.is_imported() or s.is_namespace()
-        }
-        self.free = free_names(table)
-        self.imports = {}
+        except ValueError as exc:  # early 3.11: "source code string cannot contain null bytes"
+            self.syntax_error = SyntaxError(str(exc))
+            return
+        except (RecursionError, MemoryError):  # a 100,000-term expression, 1,000 nested defs
+            self.too_deep = True
+            return
+        self.tree, self.defined, self.free = tree, defined, free
         for node in top_level(self.tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for alias in node.names:

@@ -13,7 +13,7 @@ from nb2prod.errors import CheckFailed, GateFailed, TrainingError
 
 pytestmark = pytest.mark.e2e
 from nb2prod.notebook.read import read
-from tests.support import CHECK, NOTEBOOKS
+from tests.support import BIN, CHECK, NOTEBOOKS
 
 
 def _store_tags() -> set[str]:
@@ -80,16 +80,18 @@ def test_store_stays_in_the_temporary_home() -> None:
     assert "nb2prod-bentoml-" in os.environ["BENTOML_HOME"]
 
 
-def test_bentoml_build_uses_the_store_the_model_was_saved_to(monkeypatch, tmp_path: Path) -> None:
+def test_the_build_writes_to_the_store_bentoml_already_uses(monkeypatch, tmp_path: Path) -> None:
+    import bentoml
+
     from nb2prod.bento import store
 
     # Given bentoml already in use (it read BENTOML_HOME once), then the variable changing,
     # as it can in a long-lived Jupyter server
     home = os.environ["BENTOML_HOME"]
-    store.exists("model", "absent:1")
+    bentoml.models.list()
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "elsewhere"))
-    # Then the `bentoml build` subprocess is still pointed at the store in use
-    assert store._store_env()["BENTOML_HOME"] == home
+    # Then the build's writes (its lock, its commit) still go to the store in use
+    assert store.home() == Path(home)
 
 
 def test_an_unchanged_rebuild_is_a_hit_and_a_missing_bento_is_not(churn, monkeypatch) -> None:
@@ -114,3 +116,75 @@ def test_an_unchanged_rebuild_is_a_hit_and_a_missing_bento_is_not(churn, monkeyp
     monkeypatch.setattr(cache, "_in_store", lambda kind, tag: kind != "bento")
     assert cache.lookup(out, entry.stem) is None
     assert not entry.exists()
+
+
+def _with_cell(tmp_path: Path, name: str, after_tag: str, source: str) -> Path:
+    """clean.ipynb as ``name``, with ``source`` run right after the cell tagged ``after_tag``."""
+    import nbformat
+
+    nb = nbformat.read(CHECK / "clean.ipynb", as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if after_tag in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source, id=f"{name}-extra"))
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_full_or_unwritable_out_dir_fails_with_one_sentence(tmp_path: Path) -> None:
+    import subprocess
+
+    # Given builds whose files cannot all be written: the disk fills (a file size limit:
+    # 200 KiB) while papermill writes the executed notebook (300 kB of output), or while
+    # the export cell pickles an 800 kB model; and an --out below a plain file
+    output = _with_cell(tmp_path, "big_output", "nb2prod:train", 'print("x" * 300_000)')
+    model = _with_cell(tmp_path, "big_model", "nb2prod:train", "model.padding_ = np.zeros(100_000)")
+    (tmp_path / "file").write_text("x")
+    env = {**os.environ, "COLUMNS": "400"}  # Rich wraps at 80 columns otherwise
+    runs = {
+        name: subprocess.Popen(
+            [
+                "bash",
+                "-c",
+                f'ulimit -f {limit} && exec "$@"',
+                "-",
+                str(BIN / "nb2prod"),
+                "build",
+                str(notebook),
+                "--out",
+                str(out),
+                "--no-gate",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name, notebook, out, limit in (
+            ("output", output, tmp_path / "out1", 200),
+            ("model", model, tmp_path / "out2", 200),
+            ("unwritable", CHECK / "clean.ipynb", tmp_path / "file" / "bentos", "unlimited"),
+        )
+    }
+    stderr = {name: run.communicate(timeout=240)[1] for name, run in runs.items()}
+    # Then each is exit 1 and one sentence on stderr (beside the progress lines), that names
+    # the file and the reason
+    errors = {}
+    for name, run in runs.items():
+        assert run.returncode == 1, stderr[name]
+        assert "Traceback" not in stderr[name], stderr[name]
+        (errors[name],) = [line for line in stderr[name].splitlines() if "error" in line]
+    assert errors["output"].startswith("error: big_output.ipynb: training stopped, writing in ")
+    assert f"{tmp_path / 'out1'}/.big_output-" in errors["output"]
+    assert "/train failed: File too large (free some space" in errors["output"]
+    assert errors["model"].startswith(
+        "error: big_model.ipynb: the training run finished but writing its results failed "
+        "(OSError: [Errno 27] File too large"
+    )
+    assert errors["unwritable"] == (
+        f"error: Cannot write the build output to {tmp_path / 'file' / 'bentos'}: "
+        "Not a directory (choose another folder with --out)."
+    )
+    # And nothing is left but the executed notebook of the run whose cell failed
+    assert _leftovers(tmp_path / "out1") == []
+    assert _leftovers(tmp_path / "out2") == ["big_model.failed.ipynb"]
+    assert not [t for t in _store_tags() if t.startswith(("big_output", "big_model"))]

@@ -32,6 +32,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bad.loc[7, "tenure_months"] = -4
     bad.to_csv(folder / "violates.csv", index=False)
     churn_rows(50, 126).drop(columns=["support_calls"]).to_csv(folder / "lacks.csv", index=False)
+    churn_rows(1, 127).to_csv(folder / "one-row.csv", index=False)
+    words = churn_rows(200, 128)
+    words["churned"] = words["churned"].map({1: "yes", 0: "no"})
+    words.to_csv(folder / "yes-no.csv", index=False)
     (folder / "notes.txt").write_text("tenure_months,contract\n1,two-year\n")
     (folder / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
     (folder / "empty").mkdir()
@@ -138,6 +142,7 @@ def test_monitor_takes_a_bento_file_or_a_store_tag(churn: Any, data: Path) -> No
         ("empty", "without prediction logs"),
         ("violates.csv", "in column(s) contract (1 failure(s)), tenure_months (1 failure(s))"),
         ("lacks.csv", "lacks input column(s) support_calls"),
+        ("one-row.csv", "has 1 row(s), too few for a drift test: it needs at least 30"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(
@@ -148,3 +153,38 @@ def test_bad_input_is_one_sentence_and_exit_2(
     assert says in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_string_target_against_numeric_classes_is_exit_2_naming_it(
+    churn: Any, data: Path
+) -> None:
+    result = cli(churn.result.build_dir, "--current", data / "yes-no.csv", "--target", "churned")
+    assert result.exit_code == 2, result.output
+    assert "--target churned: column `churned` holds" in result.stderr
+    assert "not among the model's classes (0, 1)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_logs_with_an_input_named_prediction_and_bad_lines_give_a_verdict(
+    churn: Any, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from nb2prod.serving.sink import Sink
+
+    # Given logs whose inputs carry a column named like the model output, and two bad lines
+    reference = churn.reference().sample(n=900, random_state=5)
+    predictions = churn.notebook_predictions()["prediction"].loc[reference.index].to_numpy()
+    sink = Sink(str(tmp_path), 2**20, churn.manifest["name"], churn.manifest["version"])
+    for i in range(0, 900, 3):
+        rows = reference.iloc[i : i + 3].assign(prediction=0.5).reset_index(drop=True)
+        sink.log("predict", rows, np.asarray(predictions[i : i + 3]), ["prediction"])
+    sink.close()
+    with open(min((tmp_path / "churn").glob("*.jsonl")), "ab") as fh:
+        fh.write(b'{"inputs": {"columns": ["contract"], "data": "two-year"}, "outputs": {}}\n')
+        fh.write(b'{"request_id": "\xff\xfe"}\n')
+    # When monitor reads them, Then it gives its verdict on the good lines, with a note
+    result = cli(churn.result.build_dir, "--current", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "900 current rows" in result.stdout
+    assert "skipped 2 unreadable log line(s)" in result.stdout

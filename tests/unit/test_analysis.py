@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nb2prod.notebook.check import check
+from nb2prod.errors import CheckFailed, ParameterError
+from nb2prod.notebook.check import check, check_params
 from nb2prod.notebook.read import parse
 from tests.support import CHECK
 
@@ -27,6 +28,14 @@ EXPECTED = {
     # a setting only the gate reads, checked before training all the same
     "properties_typo": ("bad-setting", "error", None, None, "nb2prod.properties"),
     "gate_malformed": ("bad-gate", "error", None, None, "accuracy"),
+    # settings of the wrong type: found now, not after training ("a cell raised TraitError")
+    "timeout_not_a_number": ("bad-setting", "error", None, None, "nb2prod.timeout"),
+    "setting_not_a_name": ("bad-setting", "error", None, None, "nb2prod.model"),
+    # ids that break nbformat's pattern (a newline would end the lifted marker comment)
+    "cell_id_invalid": ("bad-cell-id", "error", 4, None, None),
+    "cell_id_repeated": ("bad-cell-id", "error", 5, None, None),
+    "entrypoint_defined_twice": ("duplicate-entrypoint", "error", 5, 1, "features"),
+    "expression_too_long": ("too-complex", "error", 4, None, None),
 }
 
 
@@ -82,6 +91,42 @@ def test_comment_roles_read_like_tags() -> None:
         (c.index, c.role) for c in by_comments.notebook.cells
     ]
     assert by_comments.plan.parameters == ["seed", "threshold"]
+
+
+def test_an_invalid_cell_id_is_named_with_its_fix_and_stops_the_build(tmp_path: Path) -> None:
+    # Given a features cell whose id holds a newline and code
+    path = CHECK / "cell_id_invalid.ipynb"
+    # When it is checked
+    (finding,) = check(path).findings
+    # Then the finding names the cell by index, quotes the id, and says how to fix it
+    assert finding.cell_id == "index-4"
+    assert "cell 4 (id index-4, nb2prod:features): has an invalid cell id 'f\\nimport os'" in (
+        finding.message
+    )
+    assert "open and save the notebook in JupyterLab (nbformat's normalization" in finding.message
+    # And a build stops at check, before any kernel starts
+    from nb2prod.builder.pipeline import build
+
+    with pytest.raises(CheckFailed, match="invalid cell id"):
+        build(path, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_second_definition_of_the_entry_point_names_the_first() -> None:
+    (finding,) = check(CHECK / "entrypoint_defined_twice.ipynb").findings
+    assert "defines the entry point `features` again, after cell 4 (id " in finding.message
+
+
+def test_check_params_refuses_a_name_the_parameters_cell_does_not_set() -> None:
+    checked = check(CHECK / "clean.ipynb")
+    check_params(checked, {"seed": 1, "threshold": 0.2})
+    with pytest.raises(ParameterError) as refused:
+        check_params(checked, {"seed": 1, "sead": 2})
+    assert str(refused.value) == (
+        "clean.ipynb: unknown parameter `sead`, its parameters cell cell 1 (id clean-1, "
+        "parameters) does not set it; known parameters: seed, threshold."
+    )
+    assert refused.value.fields["name"] == "sead"
 
 
 SCHEMA_CELL = (

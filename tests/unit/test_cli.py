@@ -102,3 +102,11 @@ def test_no_gate_reaches_the_build(monkeypatch) -> None:
     result = runner.invoke(app, ["build", str(CHECK / "clean.ipynb"), "--no-gate"])
     assert result.exit_code == 1 and "stop here" in result.stderr
     assert seen == {"gate": False}
+
+
+def test_a_parameter_nested_too_deeply_or_holding_itself_is_one_sentence() -> None:
+    for value in ("[" * 100_000, "&a [*a]"):
+        result = runner.invoke(app, ["build", str(CHECK / "clean.ipynb"), "-p", "seed", value])
+        assert result.exit_code == 1, result.output
+        assert "error:" in result.stderr and "Traceback" not in result.output
+        assert "nested too deeply" in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nb2prod.builder.codegen import format_python, render
+from nb2prod.builder.codegen import comment, docstring, format_python, literal, render, yaml_str
 from nb2prod.errors import CodegenError
 from tests.support import GOLDEN, generated, normalize
 
@@ -90,3 +90,45 @@ def test_strict_undefined_catches_a_missing_context_key() -> None:
 
     with pytest.raises(jinja2.UndefinedError):
         render("bentofile.yaml.jinja", {"header": "h"})
+
+
+HOSTILE = [
+    'it\'s "my" churn.ipynb',
+    'a"""b.ipynb',
+    'ends with a quote"',
+    "back\\slash\\",
+    "line\nbreak\r\n\u2028\x85\x0c tab\t",
+    "{{ 7*7 }} {% if x %} # not: a comment",
+    'key: "value"\n- item',
+    "# -*- coding: utf_7 -*- coding=latin-1",
+    "é · 😀 \udcff",  # non-ASCII, and a lone surrogate (an undecodable byte in a file name)
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_each_filter_keeps_any_text_inside_its_target(text: str) -> None:
+    import ast
+    import re
+
+    import yaml
+
+    # a docstring: it reads back as the text, and nothing of it became code
+    tree = ast.parse(f'def f():\n    """{docstring(text)}"""\n')
+    assert ast.get_docstring(tree.body[0], clean=False) == text
+    # a comment: one line, with no encoding declaration (PEP 263) in it
+    line = f"# {comment(text)}"
+    assert len(line.splitlines()) == 1 and ast.parse(f"{line}\n{line}\nx = 1\n").body
+    assert not re.search(r"coding[:=]", line)
+    # a YAML scalar: it reads back as the text
+    assert yaml.safe_load(f"value: {yaml_str(text)}\nnext: 1\n") == {"value": text, "next": 1}
+    # a Python literal
+    assert ast.literal_eval(literal(text)) == text
+
+
+def test_a_non_finite_float_is_still_a_python_expression() -> None:
+    import math
+
+    for value in (math.inf, -math.inf):
+        assert eval(literal(value)) == value
+    assert math.isnan(eval(literal(math.nan)))
+    assert literal(5e-324) == "5e-324"

@@ -28,6 +28,12 @@ DEFECTS = {
     "unseeded_noise": "deterministic",
     "batch_mean": "row_independence",
     "bike_rentals_batch_stat": "row_independence",  # the notebook no one tuned the generator for
+    # fee / visits with visits only `gt=0`: infinite at the schema's edge, never in training
+    "ratio_overflow": "output_contract",
+}
+# what the report says happened, where a defect needs more than the property's name
+WHAT_HAPPENED = {
+    "ratio_overflow": "AssertionError: the entry point gave an infinite feature `fee_per_visit`",
 }
 
 
@@ -45,6 +51,7 @@ def test_a_planted_defect_fails_the_gate_naming_its_property(
     # Then it names the property, the entry point's cell and a falsifying frame, from the
     # build kept where the error says
     assert assert_names_its_property(failed.value, fixture, prop) == keep
+    assert f"what happened: {WHAT_HAPPENED.get(fixture, '')}" in failed.value.fields["report"]
     assert not work.exists() and str(work) not in failed.value.fields["report"]
     assert not (keep / "src" / ".hypothesis").exists()  # Hypothesis's cache stays out of src/
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from nb2prod.cli import app
 from nb2prod.errors import MonitorError, NotebookError
-from nb2prod.monitoring.attach import _sample, drift_config
+from nb2prod.monitoring.attach import _sample, drift_config, report_config
 from tests.support import CHURN_ROLES, churn_rows
 
 runner = CliRunner()
@@ -79,3 +79,18 @@ def test_unknown_bento_is_bad_input(tmp_path: Path) -> None:
 
 def test_monitor_error_is_exit_code_2() -> None:
     assert MonitorError("x").exit_code == 2
+
+
+def test_an_input_named_prediction_gets_the_model_output_its_own_column() -> None:
+    from evidently.metrics import ValueDrift
+
+    frame = churn_rows(50, 3).drop(columns="churned").assign(prediction=0.5)
+    roles = {**CHURN_ROLES, "prediction": "numerical"}
+    preds = pd.DataFrame({"prediction": np.arange(50) % 2})
+    config = drift_config({}, roles, frame, preds, "classification", "nb")
+    assert [c["name"] for c in config["columns"]][-1] == "prediction"  # the input
+    assert config["prediction"]["name"] == "_prediction"  # the model output, apart
+    drift = [m for m in report_config(config).metrics if isinstance(m, ValueDrift)]
+    assert [m.column for m in drift] == ["_prediction"]
+    plain = drift_config({}, CHURN_ROLES, frame, preds, "classification", "nb")
+    assert plain["prediction"]["name"] == "prediction"  # as every bento had it

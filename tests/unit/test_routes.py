@@ -11,9 +11,12 @@ from typer.testing import CliRunner
 import nb2prod
 from nb2prod.builder.pipeline import build
 from nb2prod.cli import app
-from nb2prod.errors import Nb2ProdError
-from tests.lab_support import BAD, UI, answer, jp_server_config, post, root, wait_for
+from nb2prod.errors import Nb2ProdError, NotebookError, ParameterError
+from nb2prod.notebook.check import check_params
+from tests.lab_support import BAD, UI, answer, jobs, jp_server_config, post, root, wait_for
 from tests.support import CHECK
+
+MALFORMED = CHECK / "malformed"
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 __all__ = ["jp_server_config", "root"]  # fixtures, used by name
@@ -174,3 +177,83 @@ async def test_a_cookie_session_must_send_the_xsrf_token(
     # When it posts without the XSRF header, it is refused; with it, it is answered
     assert await check({}) == 403
     assert await check({"X-XSRFToken": xsrf}) == 200
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in MALFORMED.glob("*.ipynb")))
+@pytest.mark.parametrize("route", ["check", "build"])
+async def test_a_malformed_notebook_gets_400_with_the_cli_sentence(
+    jp_fetch, jp_root_dir: Path, fixture: str, route: str
+) -> None:
+    # Given a notebook nb2prod cannot read, in the server root
+    path = jp_root_dir / fixture
+    path.write_bytes((MALFORMED / fixture).read_bytes())
+    with pytest.raises(NotebookError) as cli:
+        nb2prod.check(path)
+    # When a route is asked about it
+    response = await post(jp_fetch, route, {"path": fixture})
+    # Then it answers 400 with the sentence the CLI prints, and starts no build
+    assert response.code == 400
+    assert answer(response) == cli.value.to_dict()
+    assert await jobs(jp_fetch) == []
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in MALFORMED.glob("*.ipynb")))
+async def test_malformed_editor_content_gets_400(jp_fetch, root: Path, fixture: str) -> None:
+    # Given the editor's content is a malformed notebook, sent as the editor sends it
+    data = (MALFORMED / fixture).read_bytes()
+    body = b'{"path": "diabetes.ipynb", "content": ' + data + b"}"
+    # When the panel checks it
+    response = await jp_fetch("nb2prod", "check", method="POST", body=body, raise_error=False)
+    # Then the answer is a 400 with one sentence, whichever layer refused it
+    assert response.code == 400
+    refused = answer(response)
+    assert refused["error"] in ("NotebookError", "RequestError")
+    assert refused["message"].endswith(".") and "\n" not in refused["message"]
+
+
+@pytest.mark.parametrize("route", ["check", "build"])
+@pytest.mark.parametrize("name", ["loop.ipynb", "a" * 5000 + ".ipynb", "sub/" * 2000 + "x.ipynb"])
+async def test_unusable_paths_get_400(jp_fetch, root: Path, route: str, name: str) -> None:
+    # Given a symlink loop in the root, and names too long for the file system
+    (root / "loop.ipynb").symlink_to(root / "loop2.ipynb")
+    (root / "loop2.ipynb").symlink_to(root / "loop.ipynb")
+    # When a route is asked about one
+    response = await post(jp_fetch, route, {"path": name})
+    # Then it is a 400 that names the path, shortened, and no build starts
+    assert response.code == 400
+    assert "is not a usable notebook path" in answer(response)["message"]
+    assert len(answer(response)["message"]) < 300
+    assert await jobs(jp_fetch) == []
+
+
+async def test_an_unknown_parameter_is_refused_before_the_build_starts(
+    jp_fetch, root: Path
+) -> None:
+    # Given a notebook whose parameters cell sets alpha, seed and test_size
+    checked = nb2prod.check(root / "diabetes.ipynb")
+    # When a build is asked for with a misspelt parameter
+    response = await post(jp_fetch, "build", {"path": "diabetes.ipynb", "params": {"sead": 1}})
+    # Then it is a 400 in the words training uses (it calls the same check_params), and no
+    # job was started
+    assert response.code == 400
+    with pytest.raises(ParameterError) as library:
+        check_params(checked, {"sead": 1})
+    assert answer(response)["message"] == str(library.value)
+    assert answer(response)["error"] == "ParameterError"
+    assert await jobs(jp_fetch) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"path": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # RecursionError in json.loads
+        b'{"path": "diabetes.ipynb", "params": {"seed": "' + b"[" * 100_000 + b'"}}',  # in YAML
+        b'{"path": "diabetes.ipynb", "params": {"seed": "&a [*a]"}}',  # a YAML list in itself
+    ],
+    ids=["deep-body", "deep-yaml-param", "recursive-yaml-param"],
+)
+async def test_pathological_bodies_get_400(jp_fetch, root: Path, body: bytes) -> None:
+    response = await jp_fetch("nb2prod", "build", method="POST", body=body, raise_error=False)
+    assert response.code == 400
+    assert answer(response)["message"]
+    assert await jobs(jp_fetch) == []

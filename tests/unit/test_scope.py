@@ -30,3 +30,14 @@ def test_free_names_cover_functions_classes_and_comprehensions() -> None:
     assert "v" not in parsed.free and "df" not in parsed.free
     assert set(parsed.imports) == {"np", "p"}
     assert parsed.first_use("SCALE") == 5
+
+
+def test_a_cell_python_cannot_compile_is_marked_not_raised() -> None:
+    # Given a 10,000-term expression (RecursionError in ast) and a NUL byte (a SyntaxError)
+    long = ParsedCell(Cell(0, "a", "x = " + "+".join(["1"] * 10_000), "features"))
+    nul = ParsedCell(Cell(1, "b", "x = 1\x00", "features"))
+    # Then each is parsed as far as it goes, with no names, and the reason kept
+    assert long.too_deep and long.tree is None and long.syntax_error is None
+    assert (long.defined, long.free, long.imports) == (set(), set(), {})
+    assert nul.syntax_error is not None and "null bytes" in nul.syntax_error.msg
+    assert not nul.too_deep and nul.tree is None

@@ -34,6 +34,7 @@ from pandera.errors import SchemaError, SchemaErrors
 SRC = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SRC))
 
+from nb2prod_runtime import NonFinite, check_features  # noqa: E402
 from nb2prod_validation import validate  # noqa: E402
 from lifted.schema import Raw  # noqa: E402
 from lifted.schema import Feats  # noqa: E402
@@ -80,11 +81,38 @@ def with_nulls(column: pdst.column, null) -> pdst.column:
 
 # How each input column is drawn.
 COLUMNS = [
-    # x: Pandera, from the schema (float64, >= -100, <= 100)
+    # x: Pandera, from the schema (float64, >= -100, <= 100); its bounds -100.0 and 100.0 mixed in
     pandera_column("x"),
     # color: Pandera, from the schema (str, one of ['red', 'blue'])
     pandera_column("color"),
 ]
+# The schema's own bounds: the values of its ge/le/in_range checks and the nearest values
+# inside gt/lt. Pandera's strategies seldom draw them exactly, so every test mixes them in.
+BOUNDS = {"x": [-100.0, 100.0]}
+# Where the schema leaves a side open, the extreme values it still accepts (the largest
+# magnitudes, ±1e300, ±1e-300, 0): the output contract test mixes them in too, so a feature
+# that overflows there fails the build rather than a request.
+EXTREMES = {}
+
+
+def mixed_in(columns: list, values: dict) -> list:
+    """The column strategies, with ``values[name]`` mixed into the values they draw."""
+    return [
+        pdst.column(
+            c.name,
+            elements=st.one_of(c.elements, st.sampled_from(values[c.name])),
+            dtype=c.dtype,
+            fill=c.fill,
+            unique=c.unique,
+        )
+        if values.get(c.name)
+        else c
+        for c in columns
+    ]
+
+
+AT_BOUNDS = mixed_in(COLUMNS, BOUNDS)
+AT_EXTREMES = mixed_in(AT_BOUNDS, EXTREMES)
 # Columns drawn as plain values, then converted to the schema's dtype.
 CONVERTED = []
 # The column strategies promise every check of the schema, so drawn frames skip validation
@@ -93,16 +121,19 @@ FILTER_BY_SCHEMA = False
 
 
 @st.composite
-def input_frames(draw, min_rows: int = 0, max_rows: int = MAX_ROWS) -> pd.DataFrame:
+def input_frames(
+    draw, min_rows: int = 0, max_rows: int = MAX_ROWS, extremes: bool = False
+) -> pd.DataFrame:
     """A frame the input schema accepts, as the service hands it to the entry point.
 
-    It has min_rows to max_rows rows, nulls where the schema allows them, and a shuffled
-    index such as a train/test split leaves behind.
+    It has min_rows to max_rows rows, nulls where the schema allows them, values at the
+    schema's bounds (and with ``extremes``, extreme values where a side is open), and a
+    shuffled index such as a train/test split leaves behind.
     """
     index = pdst.indexes(
         elements=st.integers(0, 9_999), min_size=min_rows, max_size=max_rows, unique=True
     )
-    frame = draw(pdst.data_frames(COLUMNS, index=index))
+    frame = draw(pdst.data_frames(AT_EXTREMES if extremes else AT_BOUNDS, index=index))
     for name in CONVERTED:
         frame[name] = INPUT_SCHEMA.columns[name].dtype.coerce(frame[name])
     if FILTER_BY_SCHEMA:
@@ -254,12 +285,13 @@ def test_row_independence(frame):
 
 
 @PROPERTY_SETTINGS
-@given(frame=input_frames(min_rows=1))
+@given(frame=input_frames(min_rows=1, extremes=True))
 def test_output_contract(frame):
     """Output contract.
 
-    The output passes the output schema (when one is declared) and the model takes it, giving
-    one finite prediction per row.
+    The output passes the output schema (when one is declared), has no infinite feature, and the
+    model takes it, giving one finite prediction per row; also for values at the schema's bounds
+    and, where it leaves a side open, at extreme values.
     """
     show(frame)
     out = entrypoint(frame.copy())
@@ -267,6 +299,14 @@ def test_output_contract(frame):
         OUTPUT_SCHEMA.validate(out, lazy=True)
     except (SchemaError, SchemaErrors) as exc:
         raise AssertionError(f"the output fails the output schema Feats:\n{exc}") from None
+    try:
+        check_features(out)  # the service's own check: it answers such a row 422
+    except NonFinite as exc:
+        raise AssertionError(
+            f"the entry point gave an infinite feature `{exc.column}` in row {exc.row}, for a frame "
+            "the input schema accepts; the service refuses such rows: give the schema realistic "
+            "bounds, or make the feature code handle these values"
+        ) from None
     predictions = np.asarray(model().predict(out))
     assert len(predictions) == len(frame), f"{len(predictions)} predictions for {len(frame)} rows"
     if np.issubdtype(predictions.dtype, np.number):

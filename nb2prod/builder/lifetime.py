@@ -1,0 +1,144 @@
+"""A build's lifetime: a work dir stamped with its owner, swept once the owner is dead.
+
+Every build works in a hidden ``out_dir/.<name>-XXXXXXXX`` that holds ``.owner.json`` (pid,
+process start time, host). A later build removes the work dirs whose owner is gone (killed,
+or the machine rebooted), never a live one. :func:`stopping_cleanly` turns SIGTERM into an
+exception while a build runs, so its cleanup (the kernel, the work dir) runs as on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from nb2prod.errors import BentoError
+
+log = logging.getLogger(__name__)
+OWNER = ".owner.json"
+_WORK_DIR = re.compile(r"\..+-[a-z0-9_]{8}")  # tempfile.mkdtemp(prefix=".<name>-")
+_UNSTAMPED_GRACE = 60.0  # s: an empty dir this old without a stamp was never going to get one
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc``), None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    # fields[0] is the state; a zombie is dead for our purposes
+    return None if fields[0] == "Z" else fields[19]
+
+
+def owner() -> dict[str, Any]:
+    """The stamp of this process: pid, start time and host."""
+    return {"pid": os.getpid(), "started": _start_time(os.getpid()), "host": socket.gethostname()}
+
+
+def alive(stamp: dict[str, Any]) -> bool:
+    """Whether the process ``stamp`` names still runs. Unknown counts as alive."""
+    if stamp.get("host") != socket.gethostname():
+        return True  # a build on another machine sharing this folder
+    pid = int(stamp["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    started = _start_time(pid)
+    if stamp.get("started") is None or not Path("/proc").is_dir():
+        return True
+    return started == stamp["started"]  # None (zombie) or another start: the pid was reused
+
+
+def make_work_dir(out_dir: Path, name: str) -> Path:
+    """A new hidden work dir in ``out_dir``, stamped with this process.
+
+    Raises:
+        BentoError: ``out_dir`` cannot be written (read-only, full, not a folder).
+    """
+    work = None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out_dir))
+        (work / OWNER).write_text(json.dumps(owner()), encoding="utf-8")
+    except OSError as exc:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise BentoError(
+            f"Cannot write the build output to {out_dir}: {exc.strerror or exc} "
+            "(choose another folder with --out).",
+            path=str(out_dir),
+        ) from exc
+    return work
+
+
+def sweep(out_dir: Path) -> list[Path]:
+    """Remove the work dirs in ``out_dir`` whose build is dead; the ones removed."""
+    removed = []
+    try:
+        candidates = [p for p in out_dir.iterdir() if _WORK_DIR.fullmatch(p.name) and p.is_dir()]
+    except OSError:
+        return removed
+    for work in candidates:
+        try:
+            stamp = json.loads((work / OWNER).read_text(encoding="utf-8"))
+            dead = not alive(stamp)
+        except FileNotFoundError:
+            # killed between mkdtemp and the stamp: empty, and old enough to be sure
+            dead = _unstamped_and_stale(work)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not ours, or unreadable: leave it
+        if dead:
+            shutil.rmtree(work, ignore_errors=True)
+            log.info("removed %s, left by a build that was killed", work)
+            removed.append(work)
+    return removed
+
+
+def _unstamped_and_stale(work: Path) -> bool:
+    try:
+        return not any(work.iterdir()) and time.time() - work.stat().st_mtime > _UNSTAMPED_GRACE
+    except OSError:
+        return False
+
+
+def finish(work: Path) -> None:
+    """Drop the stamp: the work dir is about to become the build dir."""
+    (work / OWNER).unlink(missing_ok=True)
+
+
+@contextmanager
+def stopping_cleanly() -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``SystemExit(143)`` (in the main thread only).
+
+    The build then unwinds as on Ctrl-C: papermill shuts the kernel down, the work dir and
+    any store entries are removed. A second SIGTERM during that cleanup is ignored; SIGKILL
+    still ends it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # a Jupyter server's build job: signals belong to the server
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -1,0 +1,148 @@
+"""The entry-point checks: the ``features`` function, its schemas, and its use in training."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+from nb2prod.notebook.scope import frame_schema
+
+if TYPE_CHECKING:
+    from nb2prod.notebook.read import Cell, Notebook
+    from nb2prod.notebook.scope import ParsedCell
+
+
+class EntrypointChecks:
+    """Mixed into the analysis checker, which supplies the notebook, parsed cells and ``add``."""
+
+    nb: Notebook
+    parsed: dict[int, ParsedCell]
+
+    def add(self, code: str, severity: str, text: str, cell: Cell | None = None, **kw: Any) -> None:
+        raise NotImplementedError
+
+    def entrypoint(self, schema_classes: set[str]) -> tuple[str | None, str | None, str | None]:
+        settings, features = self.nb.settings, self.nb.with_role("features")
+        if not features:
+            return None, self._default_schema(schema_classes), None
+        entry = settings.entrypoint
+        defined = [
+            (cell, node)
+            for cell in features
+            for node in getattr(self.parsed[cell.index].tree, "body", [])
+            if isinstance(node, ast.FunctionDef) and node.name == entry
+        ]
+        for cell, node in defined[1:]:
+            self.add(
+                "duplicate-entrypoint",
+                "error",
+                f"defines the entry point `{entry}` again, after {defined[0][0].where}; "
+                "keep one definition, so that training and the service run the same code.",
+                cell,
+                line=node.lineno,
+                name=entry,
+            )
+        found = defined[-1] if defined else None
+        if not found and any(self.parsed[c.index].tree is None for c in features):
+            return None, None, None  # the cell that cannot be parsed is the finding
+        if not found:
+            self.add(
+                "missing-entrypoint",
+                "error",
+                f"no nb2prod:features cell defines the entry point `def {entry}(df)`; "
+                "define it or set nb2prod.entrypoint in the notebook metadata.",
+                features[0],
+                name=entry,
+            )
+            return None, None, None
+        cell, fn = found
+        args = fn.args
+        required = len(args.posonlyargs) + len(args.args) - len(args.defaults)
+        kw_required = any(d is None for d in args.kw_defaults)
+        if required != 1 or kw_required or args.vararg is not None:
+            self.add(
+                "bad-entrypoint",
+                "error",
+                f"entry point `{entry}` must be a function of one data frame, "
+                f"but it takes {required} required argument(s).",
+                cell,
+                line=fn.lineno,
+                name=entry,
+            )
+            return entry, None, None
+        first = (args.posonlyargs + args.args)[0]
+        in_schema, out_schema = frame_schema(first.annotation), frame_schema(fn.returns)
+        if not in_schema or not out_schema:
+            self.add(
+                "unannotated-entrypoint",
+                "warning",
+                f"entry point `{entry}` lacks Pandera annotations; write "
+                f"`def {entry}(df: DataFrame[Raw]) -> DataFrame[Features]` so inputs and "
+                "outputs are validated and property-tested.",
+                cell,
+                line=fn.lineno,
+                name=entry,
+            )
+        for schema in (in_schema, out_schema):
+            if schema and schema not in schema_classes:
+                self.add(
+                    "unknown-schema",
+                    "error",
+                    f"entry point `{entry}` names `{schema}`, which no nb2prod:schema cell "
+                    "defines as a Pandera DataFrameModel.",
+                    cell,
+                    line=fn.lineno,
+                    name=schema,
+                )
+        in_schema = in_schema or self._default_schema(schema_classes)
+        self._called_in_training(entry)
+        return entry, in_schema, out_schema if out_schema in schema_classes else None
+
+    def _default_schema(self, schema_classes: set[str]) -> str | None:
+        chosen = self.nb.settings.input_schema
+        schema_cells = self.nb.with_role("schema")
+        if chosen:
+            if chosen not in schema_classes:
+                self.add(
+                    "unknown-schema",
+                    "error",
+                    f"setting nb2prod.input_schema names `{chosen}`, which no nb2prod:schema "
+                    "cell defines.",
+                    name=chosen,
+                )
+            return chosen
+        if not schema_classes:
+            self.add(
+                "no-schema",
+                "error",
+                "has no nb2prod:schema cell with a Pandera DataFrameModel, so requests "
+                "cannot be validated.",
+                schema_cells[0] if schema_cells else None,
+            )
+            return None
+        if len(schema_classes) > 1 and not self.nb.with_role("features"):
+            self.add(
+                "ambiguous-schema",
+                "error",
+                f"defines several schemas ({', '.join(sorted(schema_classes))}) and no "
+                "entry point; set nb2prod.input_schema in the notebook metadata.",
+                schema_cells[0],
+            )
+            return None
+        return min(schema_classes)
+
+    def _called_in_training(self, entry: str) -> None:
+        for cell in self.nb.with_role("train"):
+            parsed = self.parsed[cell.index]
+            if parsed.tree is not None and parsed.first_use(entry):
+                return
+        train = self.nb.with_role("train")
+        if train:
+            self.add(
+                "entrypoint-not-called",
+                "warning",
+                f"no nb2prod:train cell calls `{entry}`, so the model may be trained on "
+                "different features than it is served (training-serving skew).",
+                train[0],
+                name=entry,
+            )
