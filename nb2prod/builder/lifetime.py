@@ -123,22 +123,27 @@ def finish(work: Path) -> None:
 
 @contextmanager
 def stopping_cleanly() -> Iterator[None]:
-    """While the block runs, SIGTERM raises ``SystemExit(143)`` (in the main thread only).
+    """While the block runs, SIGTERM and SIGINT raise ``SystemExit(128 + signal)`` (in the main
+    thread only).
 
-    The build then unwinds as on Ctrl-C: papermill shuts the kernel down, the work dir and
-    any store entries are removed. A second SIGTERM during that cleanup is ignored; SIGKILL
-    still ends it.
+    The build then unwinds: papermill shuts the kernel down, the work dir and any store
+    entries are removed. SIGINT is handled here too, not left to ``KeyboardInterrupt``, which
+    the kernel client may catch while it waits on the kernel. A second signal during that
+    cleanup is ignored; SIGKILL still ends it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # a Jupyter server's build job: signals belong to the server
         return
+    signals = (signal.SIGTERM, signal.SIGINT)
 
     def stop(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
