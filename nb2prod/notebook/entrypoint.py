@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nb2prod.notebook.scope import frame_schema
 
 if TYPE_CHECKING:
-    from nb2prod.notebook.read import Cell, Notebook
+    from nb2prod.notebook.read import Notebook
     from nb2prod.notebook.scope import ParsedCell
 
 
@@ -18,8 +19,7 @@ class EntrypointChecks:
     nb: Notebook
     parsed: dict[int, ParsedCell]
 
-    def add(self, code: str, severity: str, text: str, cell: Cell | None = None, **kw: Any) -> None:
-        raise NotImplementedError
+    add: Callable[..., None]  # the checker's: add(code, severity, text, cell=None, **fields)
 
     def entrypoint(self, schema_classes: set[str]) -> tuple[str | None, str | None, str | None]:
         settings, features = self.nb.settings, self.nb.with_role("features")
