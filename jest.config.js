@@ -6,7 +6,15 @@ module.exports = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }]
   },
-  collectCoverageFrom: ['src/params.ts', 'src/roles.ts', 'src/settings.ts', 'src/stages.ts'],
+  collectCoverageFrom: [
+    'src/diff.ts',
+    'src/foreign.ts',
+    'src/params.ts',
+    'src/roles.ts',
+    'src/settings.ts',
+    'src/stages.ts',
+    'src/suggestion.ts'
+  ],
   coverageReporters: ['text'],
   coverageDirectory: 'coverage'
 };

@@ -28,7 +28,8 @@ app = typer.Typer(
 _state = {"verbose": False}
 
 NotebookArg = Annotated[
-    Path, typer.Argument(help="The tagged notebook (.ipynb).", show_default=False)
+    Path,
+    typer.Argument(help="The tagged notebook (.ipynb, or .py percent script).", show_default=False),
 ]
 ParamOpt = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer reads the Optional
@@ -119,6 +120,109 @@ def check(
     else:
         print_findings(_console(), checked)
     raise typer.Exit(0 if checked.ok else 1)
+
+
+@app.command()
+def tag(
+    notebook: NotebookArg,
+    source: Annotated[
+        str,
+        typer.Option("--from", help="Whose tags to import: kale, nbdev, or auto (those present)."),
+    ] = "auto",
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Write the tagged notebook here.", show_default=False),
+    ] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Tag the notebook itself.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Import Kale or nbdev tags as nb2prod roles (the foreign tags stay); dry run by default."""
+    from nb2prod.console import print_tag_report
+    from nb2prod.notebook.tagging import tag_file
+
+    report = _run(lambda: tag_file(notebook, source, out=out, in_place=in_place))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_tag_report(_console(), report)
+
+
+@app.command()
+def suggest(
+    notebook: NotebookArg,
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Write the suggested notebook (with --out or --in-place)."),
+    ] = False,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Write the suggested notebook here.", show_default=False),
+    ] = None,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place", help="Write it over the notebook (originals kept as skip cells)."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the suggestion as JSON.")] = False,
+    parity: Annotated[
+        bool,
+        typer.Option(
+            "--parity",
+            help="Compare the notebook's own entry point with its original cells "
+            "(automatic when a nb2prod:features cell defines it).",
+        ),
+    ] = False,
+    original: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--original",
+            metavar="4,5,6",
+            help="The original imperative cells, by index (default: those marked "
+            "nb2prod_original by --apply).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Propose contract cells for an imperative notebook, with a feature-parity report."""
+    from nb2prod.notebook.read import read
+    from nb2prod.suggest.accept import write
+    from nb2prod.suggest.existing import check_parity, has_entrypoint
+    from nb2prod.suggest.show import print_parity, print_suggestion
+    from nb2prod.suggest.suggestion import suggest as run_suggest
+
+    target = out or (notebook if in_place else None)
+    err = _console(stderr=True)
+    if apply and target is None:
+        err.print("[bold red]error:[/] --apply needs --out PATH or --in-place.")
+        raise typer.Exit(2)
+    try:
+        cells = [int(i) for i in original.split(",")] if original is not None else None
+    except ValueError:
+        err.print(
+            f"[bold red]error:[/] --original takes cell indices like 4,5,6, not {original!r}."
+        )
+        raise typer.Exit(2) from None
+    if parity or cells is not None or _run(lambda: has_entrypoint(read(notebook))):
+        if target is not None or apply:
+            err.print(
+                "[bold red]error:[/] a parity check writes nothing; drop --apply, --out, --in-place."
+            )
+            raise typer.Exit(2)
+        report = _run(lambda: check_parity(notebook, original=cells))
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), indent=2))
+        else:
+            print_parity(_console(), report.parity, report.notes)
+        raise typer.Exit(0 if report.parity["ok"] else 1)
+    result = _run(lambda: run_suggest(notebook))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_suggestion(_console(), result)
+    if target is not None:
+        _run(lambda: write(result.applied(), target))
+        _console(stderr=True).print(f"wrote [bold]{target}[/]")
 
 
 @app.command(cls=_ParamsCommand)

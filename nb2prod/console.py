@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from nb2prod.builder.pipeline import BuildResult
     from nb2prod.monitoring.run import MonitorResult
     from nb2prod.notebook.analysis import CheckResult
+    from nb2prod.notebook.tagging import TagReport
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 STAGE_TEXT = {s.name: s.doing for s in STAGES}
@@ -37,6 +38,37 @@ def print_findings(console: Console, checked: CheckResult) -> None:
         f"{checked.notebook.path.name}: {verdict} "
         f"({counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info)"
     )
+
+
+def print_tag_report(console: Console, report: TagReport) -> None:
+    """The tag import as a table (cell, tag, role or why not), then what was written."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from nb2prod.notebook.read import role_tag
+
+    table = Table(title=escape(f"{report.notebook.name}: {report.dialect} tags"))
+    for name in ("cell", "tag", "nb2prod role", "why"):
+        table.add_column(name)
+    rows = [(m, f"[green]{role_tag(m.role)}[/]" if m.role else "untagged") for m in report.mapped]
+    rows += [(u, "[yellow]not mapped[/]") for u in report.unmapped]
+    for entry, role in sorted(rows, key=lambda row: row[0].cell_index):
+        cell = f"{entry.cell_index} ({entry.cell_id})"
+        table.add_row(cell, escape(entry.written), role, escape(entry.reason))
+    console.print(table)
+    cells = len({m.cell_index for m in report.tagged})
+    console.print(f"{cells} cell(s) tagged, {len(report.unmapped)} tag(s) not mapped")
+    if report.written:
+        console.print(
+            f"wrote [bold]{escape(str(report.written))}[/]; the {report.dialect} tags stay"
+        )
+    elif cells:
+        console.print(
+            "[yellow]dry run[/]: nothing written; --in-place tags the notebook, --out PATH "
+            "writes a tagged copy"
+        )
+    else:
+        console.print("nothing to change: no cell gains a role")
 
 
 @contextmanager
@@ -64,21 +96,31 @@ def build_progress(console: Console) -> Iterator[Callable[[str, str], None]]:
 
 
 def print_build(console: Console, result: BuildResult) -> None:
-    """The closing summary: tag, metrics and gates, file, serve command."""
-    from rich.table import Table
+    """The closing summary: tag, metrics and gates, file, serve command, cache.
 
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_row(
-        "bento", f"[bold]{result.tag}[/]" + ("  (unchanged: cache hit)" if result.cached else "")
-    )
+    One line per row, never wrapped: a command or a path cut in two cannot be pasted, and
+    Rich wraps at 80 columns when the output is not a terminal.
+    """
+    from rich.markup import escape
+
+    rows = [("bento", f"[bold]{escape(result.tag)}[/]")]
+    if result.cached:
+        rows[0] = ("bento", rows[0][1] + "  (unchanged: cache hit)")
     for name, value in result.metrics.items():
         gate = next((g for g in result.gates if g["metric"] == name), None)
-        suffix = f"  gate {gate['bound']} [green]passed[/]" if gate else ""
-        table.add_row(f"metric {name}", f"{value:.4g}{suffix}")
-    table.add_row("file", str(result.bento_path))
-    table.add_row("sources", str(result.build_dir / "src"))
-    table.add_row("serve", result.serve_command)
-    console.print(table)
+        suffix = f"  gate {escape(gate['bound'])} [green]passed[/]" if gate else ""
+        rows.append((f"metric {name}", f"{value:.4g}{suffix}"))
+    rows += [
+        ("file", escape(str(result.bento_path))),
+        ("sources", escape(str(result.build_dir / "src"))),
+        ("serve", escape(result.serve_command)),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:  # labels are plain text, values markup
+        console.print(f"{escape(label.ljust(width))}  {value}", soft_wrap=True)
+    if result.cache_off:
+        text = f"cache off for this notebook: {result.cache_off}"
+        console.print(f"[yellow]{escape(text)}[/]", soft_wrap=True)
 
 
 def print_drift(console: Console, result: MonitorResult) -> None:
@@ -96,6 +138,10 @@ def print_drift(console: Console, result: MonitorResult) -> None:
         flag = "[bold red]yes[/]" if row.drifted else "[green]no[/]"
         table.add_row(label, row.method, f"{row.score:.4g}", f"{row.threshold:.4g}", flag)
     console.print(table)
+    if result.left_out:
+        from nb2prod.monitoring.columns import describe
+
+        console.print(f"left out of drift: {describe(result.left_out)}")
     if result.quality:
         quality_table = Table(title="quality on current data vs training")
         for name in ("metric", "current", "training", "change", "gate"):

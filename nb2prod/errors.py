@@ -31,6 +31,10 @@ class NotebookError(Nb2ProdError):
     """The notebook cannot be read, or its settings are malformed."""
 
 
+class TagError(Nb2ProdError):
+    """``nb2prod tag`` cannot import a notebook's foreign tags, or cannot write the result."""
+
+
 class CheckFailed(Nb2ProdError):
     """Static checks found errors; ``findings`` holds them all, the message names the first."""
 
@@ -110,3 +114,7 @@ class BentoNotFound(Nb2ProdError):
 
 class ReferenceInvalid(Nb2ProdError):
     """The training reference data fails the notebook's own input schema (found at build)."""
+
+
+class SuggestError(Nb2ProdError):
+    """``nb2prod suggest`` cannot lift the notebook's feature cells; the message says where."""

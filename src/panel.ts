@@ -1,10 +1,12 @@
 /**
- * The "nb2prod" side panel: pipeline, live check findings, settings and Build.
+ * The "nb2prod" side panel: pipeline, live check findings (with the import of foreign tags),
+ * the suggestion of contract cells, settings and Build.
  */
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
+import { Assist } from './assist';
 import { fill, h } from './dom';
 import { parseParams } from './params';
 import {
@@ -43,6 +45,9 @@ export class Nb2prodPanel extends Widget {
       this._pipeline,
       h('h3', {}, 'Problems'),
       this._findings,
+      this._assist.importNode,
+      h('h3', {}, 'Suggest'),
+      this._assist.suggestNode,
       h('h3', {}, 'Settings'),
       this._form.node,
       h('h3', {}, 'Build'),
@@ -70,6 +75,7 @@ export class Nb2prodPanel extends Widget {
     this._panel?.model?.contentChanged.disconnect(this.refreshSoon, this);
     this._panel = panel;
     this._report = null;
+    this._assist.notebook = panel;
     this._form.model = panel?.model ?? null;
     panel?.model?.contentChanged.connect(this.refreshSoon, this);
     fill(this._title, panel ? panel.context.path : 'Open a notebook to see its pipeline.');
@@ -148,7 +154,10 @@ export class Nb2prodPanel extends Widget {
     if (!this._building && !this._stagesShowJob) {
       this.renderStages(null);
     }
-    const running = answer.jobs.find(job => job.state === 'queued' || job.state === 'running');
+    const running = answer.jobs.find(
+      job =>
+        (job.kind ?? 'build') === 'build' && (job.state === 'queued' || job.state === 'running')
+    );
     if (running && panel === this._panel && !this._building) {
       await this.building(() => this.follow(running.id));
     }
@@ -242,6 +251,7 @@ export class Nb2prodPanel extends Widget {
         : 'No problems: the notebook is ready to build.'
     );
     fill(this._findings, summary, ...report.findings.map(f => this.findingItem(f)));
+    this._assist.offer(report.findings);
   }
 
   private findingItem(finding: IFinding): HTMLElement {
@@ -366,6 +376,7 @@ export class Nb2prodPanel extends Widget {
   private _stageLabels: Record<string, string> = {};
   private _stagesShowJob = false;
   private readonly _form = new SettingsForm();
+  private readonly _assist = new Assist((index, id) => this.goTo(index, id));
   private readonly _notice = h('div', { class: 'jp-nb2prod-notice', hidden: '' });
   private readonly _title = h('div', { class: 'jp-nb2prod-notebook' });
   private readonly _pipeline = h('ol', { class: 'jp-nb2prod-pipeline' });

@@ -98,9 +98,11 @@ export interface IBuildResult {
   gates?: { metric: string; bound: string; passed: boolean }[];
 }
 
-/** The answer of `GET /nb2prod/jobs/<id>`. */
+/** The answer of `GET /nb2prod/jobs/<id>`: a build, or a suggestion of contract cells. */
 export interface IJob {
   id: string;
+  /** `build` or `suggest` (older servers send no kind: a build). */
+  kind?: 'build' | 'suggest';
   notebook: string;
   state: 'queued' | 'running' | 'succeeded' | 'failed';
   stage: string | null;
@@ -112,6 +114,8 @@ export interface IJob {
   log_offset: number;
   log_length: number;
   result: IBuildResult | null;
+  /** A suggest job's suggestion, once it succeeded. */
+  suggestion?: ISuggestion | null;
   error: { error: string; message: string } | null;
 }
 
@@ -126,4 +130,65 @@ export interface IJobList {
   jobs: IJob[];
   /** Each stage's label, in pipeline order, for showing the steps before any build. */
   stages: Record<string, string>;
+}
+
+/** A notebook's JSON, as the editor's model gives it and takes it back. */
+export type NotebookContent = Record<string, unknown> & { cells: Record<string, unknown>[] };
+
+/** The answer of `POST /nb2prod/tag`: the notebook with nb2prod roles, and what was mapped. */
+export interface ITagAnswer {
+  content: NotebookContent;
+  /** `TagReport.to_dict()`. */
+  report: Record<string, unknown>;
+}
+
+/** One cell `nb2prod suggest` proposes, inserted after the cell at `insert_after_index`. */
+export interface ISuggestedCell {
+  /** Its nb2prod role; null for an untagged cell (training code, such as the raw frame). */
+  role: string | null;
+  source: string;
+  insert_after_index: number;
+}
+
+/** Something the suggestion says about a cell: a lifted statistic, a rule it changed, a gap. */
+export interface ISuggestionNote {
+  kind: string;
+  cell_index: number | null;
+  cell_id: string | null;
+  line: number | null;
+  text: string;
+}
+
+/** The feature-parity check of one column: how many rows the suggestion changes, and why. */
+export interface IParityColumn {
+  column: string;
+  differ: number;
+  rows: number;
+  examples: unknown[];
+  reason: string | null;
+}
+
+/** `Suggestion.to_dict()`: the contract cells `nb2prod suggest` proposes, as a diff. */
+export interface ISuggestion {
+  notebook: string;
+  cells: ISuggestedCell[];
+  /** The original cells that become skip cells on Accept. */
+  skipped: number[];
+  /** Original cells that get a role (`{cell_index, role}`). */
+  tags?: { cell_index: number; role: string }[];
+  settings: Record<string, unknown>;
+  notes: ISuggestionNote[];
+  parity: { columns: IParityColumn[]; rows: number; ok: boolean } | null;
+  diff: string;
+}
+
+/** The answer of `POST /nb2prod/suggest`. */
+export interface ISuggestStarted {
+  id: string;
+  job: IJob;
+}
+
+/** The answer of `POST /nb2prod/suggest/apply`. */
+export interface IApplied {
+  content: NotebookContent;
 }

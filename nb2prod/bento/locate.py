@@ -93,7 +93,11 @@ def open_bento(target: str | Path, *, writable: bool = False) -> Iterator[Bento]
     Raises:
         BentoNotFound: nothing of that name exists, or it was not made by nb2prod.
     """
-    path = Path(target)
+    # Resolved once, here: the tests run with src/ as their working directory, so a path
+    # relative to the caller's (bentos/churn-<version>/train/model.pkl) would name nothing.
+    path = Path(target).expanduser()
+    if path.exists():
+        path = path.resolve()
     if path.is_dir():
         src = _src_dir(path)
         if src is None:

@@ -1,8 +1,12 @@
 """The build cache: an unchanged notebook is found before training, and its bento reused.
 
-The key is :func:`nb2prod.builder.identity.cache_key`. A hit is used only when the build
-directory, the ``.bento`` file and the store's bento and model are all still there and agree
-on the version.
+The key is :func:`nb2prod.builder.identity.cache_key`, known before training. The entry
+also keeps the sha256 of every file the training run read (:mod:`nb2prod.builder.reads`):
+a lookup hashes them again, and any change is a miss, logged as ``data changed: <file>``.
+A notebook whose run read from where nothing can hash (the network, a database) gets an
+entry that says why and never hits. A hit is used only when the build directory, the
+``.bento`` file and the store's bento and model are all still there and agree on the
+version.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento import store
+from nb2prod.builder import reads
 
 if TYPE_CHECKING:
     from nb2prod.builder.pipeline import BuildResult
+    from nb2prod.builder.reads import Inputs
 
 log = logging.getLogger(__name__)
 CACHE_DIR = ".nb2prod-cache"
@@ -39,6 +45,10 @@ def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
         version = json.loads(manifest.read_text(encoding="utf-8"))["version"]
     except (OSError, ValueError, KeyError):
         return None
+    why = reads.changed(entry.get("inputs"))
+    if why is not None:  # the entry stays: a notebook with the cache off keeps saying so
+        log.info("%s; building", why)
+        return None
     fresh = (
         version == entry["version"]
         and Path(entry["bento_path"]).is_file()
@@ -53,8 +63,11 @@ def lookup(out_dir: Path, cache_key: str) -> dict[str, Any] | None:
     return entry
 
 
-def record(out_dir: Path, cache_key: str, result: BuildResult, model_tag: str) -> None:
-    """Remember ``result`` under ``cache_key``; best effort.
+def record(
+    out_dir: Path, cache_key: str, result: BuildResult, model_tag: str, inputs: Inputs
+) -> None:
+    """Remember ``result`` under ``cache_key``, with the ``inputs`` its training read; best
+    effort.
 
     The bento is built and exported by then, so a cache that cannot be written (a plain
     file named ``.nb2prod-cache``, a full disk) is a warning, and the next build a full one.
@@ -68,6 +81,7 @@ def record(out_dir: Path, cache_key: str, result: BuildResult, model_tag: str) -
         "gates": result.gates,
         "bento_path": str(result.bento_path),
         "build_dir": str(result.build_dir),
+        "inputs": inputs.to_dict(),
     }
     partial = path.with_suffix(".partial")
     try:

@@ -169,6 +169,12 @@ def cache_key(nb: Notebook, params: dict[str, Any], *, gate: bool) -> str:
     switch, the versions of every package the notebook imports (and of the serving base), the
     Python version, nb2prod's generator, source and version, and the bytes of every data
     file the notebook names by a string literal (``pd.read_csv("data/churn.csv")``).
+
+    The key alone cannot know data read under a computed path (``DATA + "train.csv"``):
+    the cache entry also keeps the hash of every file the training run read, and the
+    lookup checks them (:mod:`nb2prod.builder.reads`). The literal files stay in the key
+    because some readers open files in C, past the audit hook (h5py, OpenCV, xgboost's
+    ``DMatrix("train.buffer")``): named literally, those are still covered.
     """
     modules, strings = _modules_and_strings(nb)
     identity = {

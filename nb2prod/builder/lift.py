@@ -93,7 +93,49 @@ def _params(checked: CheckResult, names: list[str], values: dict[str, str]) -> l
                 "value from the training run is not a plain literal (number, string, list, ...).",
                 name=name,
             )
-        out.append({"name": name, "value": value})
+        out.append({"name": name, "value": value, "learned": False})
+    return out
+
+
+_NON_FINITE = ("nan", "inf", "-inf")  # written float("nan"): a float literal cannot hold them
+
+
+def _is_value(text: str) -> bool:
+    """``text`` is a literal, where NaN and infinity are written ``float("nan")``."""
+
+    class Finite(ast.NodeTransformer):
+        def visit_Call(self, node: ast.Call) -> ast.AST:
+            if (
+                isinstance(node.func, ast.Name)
+                and node.func.id == "float"
+                and not node.keywords
+                and len(node.args) == 1
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in _NON_FINITE
+            ):
+                return ast.Constant(0.0)
+            return node  # literal_eval refuses any other call
+
+    try:
+        ast.literal_eval(Finite().visit(ast.parse(text, mode="eval")))
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _learned(checked: CheckResult, names: list[str], values: dict[str, str]) -> list[dict]:
+    """nb2prod.learned names the lifted cells use, with their values from the training run."""
+    out = []
+    for name in names:
+        value = values.get(name)
+        if value is None or not _is_value(value):
+            raise ParameterError(
+                f"{checked.notebook.path.name}: `{name}` (nb2prod.learned) is used by lifted "
+                "code, but the training run left no plain literal value for it (number, "
+                "string, list, dict, ...); rebuild, or make it one.",
+                name=name,
+            )
+        out.append({"name": name, "value": value, "learned": True})
     return out
 
 
@@ -137,8 +179,11 @@ def lift(
         "from_schema": plan.from_schema,
         "schema_imports": _imports(plan.schema_imports),
         "feature_imports": _imports(plan.feature_imports),
-        "schema_params": _params(checked, plan.schema_params, training.params),
-        "feature_params": _params(checked, plan.feature_params, training.params),
+        # parameters, then nb2prod.learned names: the template lays them out apart
+        "schema_params": _params(checked, plan.schema_params, training.params)
+        + _learned(checked, plan.schema_learned, training.learned),
+        "feature_params": _params(checked, plan.feature_params, training.params)
+        + _learned(checked, plan.feature_learned, training.learned),
         "schema_cells": _cells(checked, plan.schema_cells),
         "feature_cells": _cells(checked, plan.feature_cells),
     }
@@ -179,6 +224,7 @@ def lift(
         "lifted_sha256": lifted_sha,
         "parameters": training.params,
         "lifted_parameters": lifted_params,
+        "learned": {n: training.learned[n] for n in plan.lifted_learned},
         "metrics": training.metrics,
         "reference": ref,
         "input_schema": plan.input_schema,

@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento import store
-from nb2prod.builder import cache, identity, lifetime
+from nb2prod.builder import cache, identity, lifetime, reads
 from nb2prod.builder.codegen import write
 from nb2prod.builder.lift import lift, manifest_file
 from nb2prod.builder.training import run as run_training
 from nb2prod.errors import BentoError
 from nb2prod.gate.run import failure, run_tests
 from nb2prod.monitoring import attach
-from nb2prod.notebook.check import check
+from nb2prod.notebook.check import check, check_params
 from nb2prod.notebook.gates import check_gates
 
 if TYPE_CHECKING:
     from nb2prod.builder.lift import Lifted
+    from nb2prod.builder.reads import Inputs
     from nb2prod.builder.training import TrainingResult
     from nb2prod.notebook.analysis import CheckResult
 
@@ -61,6 +62,7 @@ class BuildResult:
     build_dir: Path
     gates: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False
+    cache_off: str | None = None  # why no later build of this notebook is a cache hit
 
     @property
     def service_py(self) -> Path:
@@ -81,6 +83,7 @@ class BuildResult:
             "service_py": str(self.service_py),
             "serve_command": self.serve_command,
             "cached": self.cached,
+            "cache_off": self.cache_off,
         }
 
 
@@ -108,8 +111,9 @@ def build(
     every stage succeeded. The store gets the model and bento only at the end, whole
     (:func:`nb2prod.bento.store.commit`). Builds of one bento name take turns (the store's
     lock), so a second build of the same notebook reuses the first's bento. Work dirs of
-    builds that were killed are removed. ``gate=False`` skips the generated property tests;
-    the manifest records that it did.
+    builds that were killed are removed, and so are a failed build's leftovers of the same
+    name (``<name>.failed.ipynb``, ``<name>.failed/``) once this one is committed.
+    ``gate=False`` skips the generated property tests; the manifest records that it did.
 
     Raises:
         Nb2ProdError: any stage failed; the message names the cell or file at fault.
@@ -118,6 +122,7 @@ def build(
     with lifetime.stopping_cleanly(), ExitStack() as held:
         with _stage(progress, "check"):
             checked = check(notebook, strict=True)
+            check_params(checked, params or {})
             nb = checked.notebook
             for finding in checked.findings:
                 if finding.severity == "warning":
@@ -132,11 +137,29 @@ def build(
                         pass
             paths = {"bento_path": Path(hit["bento_path"]), "build_dir": Path(hit["build_dir"])}
             fields = {k: hit[k] for k in ("tag", "version", "metrics", "gates")}
+            remove_failed(out_dir, nb.settings.name)
             return BuildResult(**fields, **paths, cached=True)
         lifetime.sweep(out_dir)
-        result, model_tag = _run(checked, params or {}, out_dir, progress, gate=gate)
-        cache.record(out_dir, cache_key, result, model_tag)
+        result, model_tag, inputs = _run(checked, params or {}, out_dir, progress, gate=gate)
+        remove_failed(out_dir, nb.settings.name)
+        cache.record(out_dir, cache_key, result, model_tag, inputs)
+        if inputs.off:  # the summary says so (BuildResult.cache_off)
+            log.info("cache off for this notebook: %s", inputs.off)
         return result
+
+
+def remove_failed(out_dir: Path, name: str) -> None:
+    """Remove what a failed build of ``name`` kept for the user; only after a success.
+
+    Best effort: a leftover that cannot be removed is only stale, and the build succeeded.
+    """
+    notebook, kept = out_dir / f"{name}.failed.ipynb", out_dir / f"{name}.failed"
+    try:
+        notebook.unlink(missing_ok=True)
+        if kept.is_dir() and not kept.is_symlink():
+            shutil.rmtree(kept)
+    except OSError as exc:
+        log.warning("could not remove the failed build's leftovers %s: %s", kept, exc)
 
 
 def _run(
@@ -146,8 +169,9 @@ def _run(
     progress: Progress | None,
     *,
     gate: bool,
-) -> tuple[BuildResult, str]:
-    """Train, lift, test and bento in a fresh work dir; the result and the model's tag."""
+) -> tuple[BuildResult, str, Inputs]:
+    """Train, lift, test and bento in a fresh work dir; the result, the model's tag and
+    what the training run read."""
     nb = checked.notebook
     work = lifetime.make_work_dir(out_dir, nb.settings.name)
     created: list[tuple[str, str]] = []
@@ -159,6 +183,7 @@ def _run(
                 work / "train",
                 keep_failed=out_dir / f"{nb.settings.name}.failed.ipynb",
             )
+            inputs = reads.inputs(training.directory)  # hashed now, as close to the run
             gates = check_gates(nb.settings.gates, training.metrics, nb.path.name)
         with _stage(progress, "lift"):
             src = work / "src"
@@ -201,8 +226,9 @@ def _run(
         build_dir=final_dir,
         gates=gates,
         cached=cached,
+        cache_off=inputs.off,
     )
-    return result, lifted.manifest["model_tag"]
+    return result, lifted.manifest["model_tag"], inputs
 
 
 def package(

@@ -6,13 +6,15 @@ import copy
 import json
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nb2prod.builder import reads
 from nb2prod.builder.codegen import render
 from nb2prod.errors import ParameterError, TrainingError
 from nb2prod.notebook.check import check, check_params
+from nb2prod.notebook.shape import CELL_ID
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -39,6 +41,8 @@ class TrainingResult:
     has_proba: bool
     model_module: str
     classes: list
+    # nb2prod.learned names lifted code uses: Python source of their values from the run
+    learned: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_file(self) -> Path:
@@ -90,17 +94,27 @@ def parse_params(pairs: list[tuple[str, str]] | None, file: Path | None) -> dict
 
 
 def prepare(nb: Notebook, out_dir: Path, checked: CheckResult) -> NotebookNode:
-    """The notebook papermill runs: skip cells out, ``#|`` parameters tagged, export cell in."""
+    """The notebook papermill runs: skip cells out, ``#|`` parameters tagged, export cell in.
+
+    It is nbformat 4.5 whatever the notebook's minor version, every cell with an id (the
+    one nb2prod names it by), so the injected cells, which carry ids, leave it valid. The
+    reads cells come first and last (:mod:`nb2prod.builder.reads`).
+    """
     import nbformat
 
     node = nbformat.from_dict(copy.deepcopy(nb.node))
     by_index = {c.index: c for c in nb.cells}
-    kept = []
+    kept, ids = [], set()
     for index, cell in enumerate(node.cells):
         role_cell = by_index.get(index)
         if role_cell and role_cell.role == "skip":
             continue
         cell.setdefault("metadata", {})
+        cell_id = role_cell.id if role_cell else cell.get("id")
+        if not isinstance(cell_id, str) or not CELL_ID.fullmatch(cell_id) or cell_id in ids:
+            cell_id = f"index-{index}"  # markdown without one, or an id repeated
+        cell["id"] = cell_id
+        ids.add(cell_id)
         if role_cell:
             # the executed notebook keeps the user's cell number, for error messages
             cell.metadata["nb2prod_cell"] = role_cell.index
@@ -121,12 +135,21 @@ def prepare(nb: Notebook, out_dir: Path, checked: CheckResult) -> NotebookNode:
             "entrypoint": checked.plan.entrypoint,
             "input_columns": None,
             "parameters": checked.plan.parameters,
+            "learned": checked.plan.lifted_learned,
             "reference_rows": REFERENCE_ROWS,
             "notebook": nb.path.name,
         },
     )
     export = nbformat.v4.new_code_cell(source, metadata={"tags": [EXPORT_TAG]})
-    node.cells = [*kept, export]
+    watch, done = (
+        nbformat.v4.new_code_cell(
+            render("reads_cell.py.jinja", reads.render_context(out_dir, part)),
+            metadata={"tags": [reads.READS_TAG]},
+        )
+        for part in ("start", "done")
+    )
+    node.cells = [watch, *kept, export, done]
+    node.nbformat, node.nbformat_minor = 4, max(5, node.get("nbformat_minor", 0))
     node.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3"})
     node.metadata["kernelspec"].setdefault("language", "python")
     return node
@@ -203,36 +226,18 @@ def run(
         ParameterError: a parameter is unknown.
         TrainingError: a cell failed or timed out.
     """
+    nb = checked.notebook
+    check_params(checked, params)  # before importing papermill: a typo is answered at once
     import nbformat
-    import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    from nb2prod.builder.kernel import manager_class
-
-    nb = checked.notebook
-    check_params(checked, params)
     prepared = out_dir / "prepared.ipynb"
     executed = out_dir / EXECUTED
     log.info("training %s with papermill (parameters: %s)", nb.path.name, params or "defaults")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         nbformat.write(prepare(nb, out_dir, checked), prepared)
-        pm.execute_notebook(
-            str(prepared),
-            str(executed),
-            parameters=params,
-            kernel_name="python3",
-            language="python",
-            cwd=str(nb.path.parent.resolve()),
-            execution_timeout=nb.settings.timeout,
-            progress_bar=False,
-            log_output=False,
-            # ipykernel warns on stderr that loopback TCP is unencrypted; keep build output clean
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            # nbclient's own: the kernel dies with the build, its key stays in out_dir
-            kernel_manager_class=manager_class(out_dir / ".kernel"),
-            shutdown_kernel="immediate",  # its results are written; nothing to wait for
-        )
+        execute(prepared, executed, params, nb.path.parent, nb.settings.timeout, out_dir)
         return collect(out_dir)
     except PapermillExecutionError as exc:
         raise _failure(nb, executed, exc, keep_failed) from exc
@@ -260,6 +265,35 @@ def run(
         shutil.rmtree(out_dir / ".kernel", ignore_errors=True)
 
 
+def execute(
+    prepared: Path, executed: Path, params: dict[str, Any], cwd: Path, timeout: int, out_dir: Path
+) -> None:
+    """Run ``prepared`` with papermill into ``executed``, in ``cwd``, as a build runs it.
+
+    Also used by ``nb2prod suggest`` for its one run. Raises what papermill raises.
+    """
+    import papermill as pm
+
+    from nb2prod.builder.kernel import manager_class
+
+    pm.execute_notebook(
+        str(prepared),
+        str(executed),
+        parameters=params,
+        kernel_name="python3",
+        language="python",
+        cwd=str(cwd.resolve()),
+        execution_timeout=timeout,
+        progress_bar=False,
+        log_output=False,
+        # ipykernel warns on stderr that loopback TCP is unencrypted; keep build output clean
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        # nbclient's own: the kernel dies with the build, its key stays in out_dir
+        kernel_manager_class=manager_class(out_dir / ".kernel"),
+        shutdown_kernel="immediate",  # its results are written; nothing to wait for
+    )
+
+
 def collect(out_dir: Path) -> TrainingResult:
     """What the export cell of a finished training run left in ``out_dir``."""
     info = json.loads((out_dir / "export.json").read_text())
@@ -272,6 +306,7 @@ def collect(out_dir: Path) -> TrainingResult:
         has_proba=info["has_proba"],
         model_module=info["model_module"],
         classes=info["classes"],
+        learned=info.get("learned", {}),
     )
 
 

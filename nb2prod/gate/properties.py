@@ -42,8 +42,9 @@ PROPERTIES = (
     Property(
         "no_crash",
         "no crash",
-        "the entry point accepts every frame the input schema accepts, "
-        "including single rows, empty frames and nulls where the schema allows them.",
+        "the entry point accepts every non-empty frame the input schema accepts, "
+        "including single rows and nulls where the schema allows them "
+        "(the service answers an empty request without calling it).",
     ),
     Property(
         "input_untouched", "input untouched", "the entry point does not change the caller's frame."

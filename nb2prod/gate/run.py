@@ -21,6 +21,7 @@ from nb2prod.gate.properties import BY_KEY, PROPERTIES
 log = logging.getLogger(__name__)
 TIMEOUT = 1800  # seconds for the whole generated test run
 _ORDER = {p.test: i for i, p in enumerate(PROPERTIES)}
+_UNLOADED = "ModelNotLoaded:"  # how a result names nb2prod_runtime.ModelNotLoaded
 
 
 @dataclass
@@ -190,6 +191,15 @@ def run_tests(
     seed = random.randrange(1, 10**6) if seed is None else seed
     manifest = _manifest(src)
     notebook = notebook or manifest.get("notebook") or str(src)
+    if model_file is not None:
+        # the tests run in src/: a path relative to the caller's directory would name nothing
+        model_file = Path(model_file).resolve()
+        if not model_file.is_file():
+            raise PropertyFailed(
+                f"{notebook}: the generated tests cannot run, because the model file "
+                f"{model_file} does not exist.",
+                seed=seed,
+            )
     with tempfile.TemporaryDirectory(prefix="nb2prod-tests-") as tmp:
         results_file = Path(tmp) / "results.json"
         env = {
@@ -254,6 +264,16 @@ def failure(
     """
     manifest = _manifest(run.src)
     notebook = notebook or manifest.get("notebook") or str(run.src)
+    unloaded = next((r for r in run.failed if str(r.get("error", "")).startswith(_UNLOADED)), None)
+    if unloaded is not None:  # no property or parity failed: the tests had no model to test
+        reason = str(unloaded["error"]).removeprefix(_UNLOADED).strip().splitlines()[0]
+        return PropertyFailed(
+            f"{notebook}: the generated tests could not load the trained model, so the tests "
+            f"that need it did not run: {reason.rstrip('.')}.",
+            seed=run.seed,
+            failed=[r["test"].removeprefix("test_") for r in run.failed],
+            kept=str(kept) if kept is not None else None,
+        )
     if not run.failed:  # pytest itself failed: no tests, a broken conftest, ...
         return PropertyFailed(
             f"{notebook}: the generated tests could not run (pytest exit {run.returncode}); "

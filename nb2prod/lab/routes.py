@@ -1,11 +1,12 @@
-"""Jupyter server routes under ``/nb2prod/``: thin skins over ``check`` and ``build``."""
+"""Jupyter server routes under ``/nb2prod/``: thin skins over ``check``, ``build``, the tag
+import and the suggestion."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
@@ -17,9 +18,14 @@ from nb2prod.builder.training import parse_params
 from nb2prod.errors import Nb2ProdError, RequestError
 from nb2prod.lab.jobs import Job, JobRegistry
 from nb2prod.notebook.check import check, check_params
+from nb2prod.notebook.read import parse_content, read
+
+if TYPE_CHECKING:
+    from nb2prod.notebook.read import Notebook
 
 AUTH_RESOURCE = "nb2prod"
 _PATHS = ("bento_path", "build_dir", "service_py")
+TAG_SOURCES = ("kale", "nbdev", "auto")
 
 
 class _Handler(APIHandler):
@@ -63,8 +69,8 @@ class _Handler(APIHandler):
         if not path.is_relative_to(root):
             raise RequestError(f"{shown} is outside the Jupyter server root.", http_status=403)
         rel = path.relative_to(root).as_posix()
-        if path.suffix != ".ipynb":
-            raise RequestError(f"{shown} is not a notebook (.ipynb).")
+        if path.suffix not in (".ipynb", ".py"):
+            raise RequestError(f"{shown} is not a notebook (.ipynb, or a .py percent script).")
         allow_hidden = getattr(self.contents_manager, "allow_hidden", False)
         if not allow_hidden and any(part.startswith(".") for part in Path(rel).parts):
             raise RequestError(f"{shown} is a hidden file.", http_status=403)
@@ -75,6 +81,13 @@ class _Handler(APIHandler):
         if not is_file:
             raise RequestError(f"No notebook at {_shorten(rel)}.", http_status=404)
         return path, rel
+
+    def read_notebook(self, data: dict[str, Any]) -> Notebook:
+        """The notebook the request names: ``data['content']`` (the editor's copy) when
+        given, else the file, read only once its path is known to be a notebook in the root."""
+        path, _ = self.notebook_path(data)
+        content = _object(data, "content", "the notebook", required=False)
+        return read(path) if content is None else parse_content(content, path)
 
     def relative(self, value: Any) -> Any:
         """A path inside the root as root-relative (for links), anything else unchanged."""
@@ -114,9 +127,7 @@ class CheckHandler(_Handler):
         try:
             data = self.body()
             path, rel = self.notebook_path(data)
-            content = data.get("content")
-            if content is not None and not isinstance(content, dict):
-                raise RequestError('"content" must be the notebook as a JSON object.')
+            content = _object(data, "content", "the notebook", required=False)
             checked = await asyncio.to_thread(check, path, content)
         except Nb2ProdError as exc:
             return self.fail(exc)
@@ -182,9 +193,87 @@ class JobHandler(_Handler):
         self.finish(json.dumps(self.job_json(job, since)))
 
 
+class TagHandler(_Handler):
+    """``POST /nb2prod/tag {"path", "content"?, "source"}``: import Kale or nbdev tags.
+
+    Answers ``{"content", "report"}``: the notebook with nb2prod roles, which the panel puts
+    in the editor (nothing is written here), and what was mapped and what was not.
+    """
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from nb2prod.notebook.tagging import import_tags
+
+        try:
+            data = self.body()
+            source = data.get("source", "auto")
+            if source not in TAG_SOURCES:
+                raise RequestError('"source" must be "kale", "nbdev" or "auto".')
+            _, rel = self.notebook_path(data)
+            nb = await asyncio.to_thread(self.read_notebook, data)
+            content, report = await asyncio.to_thread(import_tags, nb, source)
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        answer = {"content": content, "report": {**report.to_dict(), "notebook": rel}}
+        self.finish(json.dumps(answer))
+
+
+class SuggestHandler(_Handler):
+    """``POST /nb2prod/suggest {"path", "content"?}``: start a suggest job, answer its id.
+
+    The job runs the notebook in a kernel (tens of seconds); ``GET /nb2prod/jobs/<id>``
+    follows it and, once it succeeded, carries the ``suggestion``.
+    """
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            data = self.body()
+            path, rel = self.notebook_path(data)
+            # An unreadable notebook is refused now, with a 400, rather than by the job.
+            await asyncio.to_thread(self.read_notebook, data)
+            content = data.get("content")
+            job = self.registry.submit_suggest(path, rel, content)
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        self.set_status(202)
+        self.finish(json.dumps({"id": job.id, "job": self.job_json(job)}))
+
+
+class ApplyHandler(_Handler):
+    """``POST /nb2prod/suggest/apply {"content", "suggestion"}``: the notebook with the
+    suggestion accepted (the cells it replaces kept as skip cells), as ``{"content"}``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        from nb2prod.suggest import apply
+
+        try:
+            data = self.body()
+            content = _object(data, "content", "the notebook", required=True)
+            suggestion = _object(data, "suggestion", "the suggestion", required=True)
+            try:
+                applied = await asyncio.to_thread(apply, content, suggestion)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                # Both come from the client: a suggestion made for other cells, or edited.
+                raise RequestError(
+                    "The suggestion does not fit this notebook "
+                    f"({type(exc).__name__}: {_shorten(str(exc))}); suggest again."
+                ) from None
+        except Nb2ProdError as exc:
+            return self.fail(exc)
+        self.finish(json.dumps({"content": applied}))
+
+
 ROUTES = [
     ("check", CheckHandler),
     ("build", BuildHandler),
+    ("tag", TagHandler),
+    ("suggest", SuggestHandler),
+    ("suggest/apply", ApplyHandler),
     ("jobs", JobsHandler),
     (r"jobs/(?P<job_id>[0-9a-f]+)", JobHandler),
 ]
@@ -198,6 +287,16 @@ def _params(raw: Any) -> dict[str, Any]:
         raise RequestError('"params" must be an object of parameter names to values.')
     texts = [(str(k), v) for k, v in raw.items() if isinstance(v, str)]
     return {**{str(k): v for k, v in raw.items()}, **parse_params(texts, None)}
+
+
+def _object(data: dict[str, Any], key: str, what: str, *, required: bool) -> Any:
+    """``data[key]``, which must be a JSON object (or absent, unless ``required``)."""
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, dict):
+        raise RequestError(f'"{key}" must be {what} as a JSON object.')
+    return value
 
 
 def _shorten(text: str) -> str:

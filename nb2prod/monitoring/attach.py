@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento.locate import load_pipeline
 from nb2prod.errors import NotebookError, ReferenceInvalid
+from nb2prod.monitoring.columns import check_ignore, describe, left_out
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +29,10 @@ EVIDENTLY = "evidently.json"  # evidently.cli.report.ReportConfig; ReportConfig.
 LOG_DIR_ENV = "NB2PROD_LOG_DIR"
 REFERENCE_ROWS = 5000
 SEED = 0
+# Evidently's own default: the data set drifts when half the input columns do. With one
+# column's share (1/n), one of ten p-value tests at 5% fires on about 40% of fresh batches of
+# the training distribution itself (docs/monitoring.md, "Choosing the drift share").
+DRIFT_SHARE = 0.5
 SETTINGS = (
     "reference_rows",
     "method",
@@ -36,6 +41,7 @@ SETTINGS = (
     "threshold",
     "drift_share",
     "columns",
+    "ignore",
     "prediction",
 )
 COLUMN_SETTINGS = ("method", "threshold", "role")
@@ -56,6 +62,15 @@ def column_roles(schema: DataFrameSchema) -> dict[str, str]:
         coded = any(getattr(c, "name", "") == "isin" for c in column.checks)
         roles[name] = "numerical" if numeric and not coded else "categorical"
     return roles
+
+
+def declared(schema: DataFrameSchema) -> set[str]:
+    """The columns whose values the schema lists (an ``isin`` check): categories, never ids."""
+    return {
+        name
+        for name, column in schema.columns.items()
+        if any(getattr(c, "name", "") == "isin" for c in column.checks)
+    }
 
 
 def schema_failures(
@@ -166,6 +181,7 @@ def _check_settings(settings: dict[str, Any], columns: list[str], where: str) ->
                 f"{', '.join(COLUMN_SETTINGS)} (role: numerical or categorical).",
                 column=column,
             )
+    check_ignore(settings.get("ignore"), columns, where)
     share = settings.get("drift_share")
     if share is not None and not (isinstance(share, (int, float)) and 0 < share <= 1):
         raise NotebookError(f"{where}: nb2prod.monitoring.drift_share must be a number in (0, 1].")
@@ -185,6 +201,12 @@ def _drift_spec(
 ) -> dict:
     method = spec.get("method") or settings.get(f"{role[:3]}_method") or settings.get("method")
     test = _stattest(method, role, column, where) if method else _default_stattest(series, role)
+    if role == "numerical" and "num" not in {
+        str(getattr(t, "value", t)) for t in test.allowed_feature_types
+    }:
+        # Evidently compares a number with at most five values as categories (chi², Z):
+        # run it as one, or the saved report refuses its own default method
+        role = "categorical"
     threshold = spec.get("threshold", settings.get("threshold"))
     return {
         "name": column,
@@ -203,16 +225,26 @@ def drift_config(
     predictions: pd.DataFrame,
     task: str,
     where: str,
+    keep: set[str] | None = None,
 ) -> dict[str, Any]:
     """The monitoring config: per-column role, method and threshold; drift share; prediction.
 
     Methods the notebook does not name are Evidently's defaults for this reference data,
-    resolved here so the bento records exactly what ``nb2prod monitor`` will run.
+    resolved here so the bento records exactly what ``nb2prod monitor`` will run. ID-like and
+    free-text columns, and those in ``ignore``, are left out (``left_out``, with the reason);
+    columns in ``keep`` or ``columns`` are never detected as such.
     """
     _check_settings(settings, list(roles), where)
     per_column = settings.get("columns") or {}
+    ignore = list(settings.get("ignore") or [])
+    skipped = left_out(reference, roles, ignore, set(keep or ()) | set(per_column))
+    if skipped:
+        log.info("monitoring leaves out %s", describe([c.to_dict() for c in skipped]))
+    out = {c.name for c in skipped}
     columns = []
     for column, role in roles.items():
+        if column in out:
+            continue
         spec = per_column.get(column) or {}
         role = spec.get("role", role)
         columns.append(_drift_spec(column, role, reference[column], spec, settings, where))
@@ -228,11 +260,12 @@ def drift_config(
     )
     return {
         "columns": columns,
+        "inputs": list(roles),
+        "left_out": [c.to_dict() for c in skipped],
         "prediction": prediction,
         # Evidently's rule: the data set drifts when the drifted share is >= drift_share.
-        # By default one drifted input column is enough to ask for a retrain.
-        "drift_share": float(share) if share is not None else 1.0 / max(1, len(columns)),
-        "drift_share_source": "notebook" if share is not None else "one column",
+        "drift_share": float(share) if share is not None else DRIFT_SHARE,
+        "drift_share_source": "notebook" if share is not None else "evidently default",
         "task": task,
         "reference_rows": len(reference),
     }
@@ -246,14 +279,18 @@ def report_config(config: dict[str, Any]) -> Any:
 
     columns = config["columns"]
     prediction = config["prediction"]
+    inputs = [
+        DataDriftPreset(
+            columns=[c["name"] for c in columns],
+            drift_share=config["drift_share"],
+            per_column_method={c["name"]: c["method"] for c in columns},
+            per_column_threshold={c["name"]: c["threshold"] for c in columns},
+        )
+    ]
     return ReportConfig(
+        # with every input left out, only the model output is compared
         metrics=[
-            DataDriftPreset(
-                columns=[c["name"] for c in columns],
-                drift_share=config["drift_share"],
-                per_column_method={c["name"]: c["method"] for c in columns},
-                per_column_threshold={c["name"]: c["threshold"] for c in columns},
-            ),
+            *(inputs if columns else []),
             ValueDrift(
                 column=prediction["name"],
                 method=prediction["method"],
@@ -301,7 +338,9 @@ def attach(
     reference, predictions = _sample(valid.reset_index(drop=True), predictions, cap)
     task = "classification" if training.classes else "regression"
     roles = column_roles(pipeline.input_schema)
-    config = drift_config(options, roles, reference, predictions, task, where)
+    config = drift_config(
+        options, roles, reference, predictions, task, where, declared(pipeline.input_schema)
+    )
     config.update(
         {
             "name": manifest["name"],
@@ -322,6 +361,7 @@ def attach(
         "files": [f"{FOLDER}/{f}" for f in (REFERENCE, PREDICTIONS, CONFIG, EVIDENTLY)],
         "reference_rows": len(reference),
         "drift_share": config["drift_share"],
+        "left_out": config["left_out"],
         "log_dir_env": LOG_DIR_ENV,
     }
     manifest["monitoring"] = entry

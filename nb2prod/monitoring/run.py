@@ -7,7 +7,6 @@ import logging
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,9 @@ from nb2prod.monitoring.attach import (
 )
 from nb2prod.monitoring.inputs import Current, read_current
 from nb2prod.monitoring.quality import outcomes, quality, quality_report, target_values
+from nb2prod.monitoring.summary import ColumnDrift, MonitorResult, quiet, summarize
+
+__all__ = ["MIN_ROWS", "ColumnDrift", "MonitorResult", "monitor", "summarize"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,75 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # Below this many current rows a drift test says little; ``--min-rows`` may lower it.
 MIN_ROWS = 30
-
-
-@dataclass
-class ColumnDrift:
-    """One row of the drift table."""
-
-    column: str
-    role: str
-    method: str
-    score: float
-    threshold: float
-    drifted: bool
-
-
-@dataclass
-class MonitorResult:
-    """What one ``nb2prod monitor`` run found; ``exit_code`` is 1 when it should retrain."""
-
-    tag: str
-    current: str
-    rows: int
-    reference_rows: int
-    columns: list[ColumnDrift]
-    prediction: ColumnDrift | None
-    drift_share: float
-    drifted_share: float
-    dataset_drift: bool
-    quality: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    html: str | None = None
-    quality_html: str | None = None
-    json: str | None = None
-
-    @property
-    def drifted_columns(self) -> list[str]:
-        return [c.column for c in self.columns if c.drifted]
-
-    @property
-    def drift(self) -> bool:
-        """Drift past a threshold: data set share, prediction drift, or a failed gate."""
-        failed_gate = any(q.get("gate_passed") is False for q in self.quality)
-        return (
-            self.dataset_drift or bool(self.prediction and self.prediction.drifted) or failed_gate
-        )
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.drift else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON summary (``--json``)."""
-        return {
-            "bento": self.tag,
-            "current": self.current,
-            "rows": self.rows,
-            "reference_rows": self.reference_rows,
-            "drift": self.drift,
-            "exit_code": self.exit_code,
-            "dataset_drift": self.dataset_drift,
-            "drift_share_threshold": self.drift_share,
-            "drifted_share": self.drifted_share,
-            "drifted_columns": self.drifted_columns,
-            "columns": [vars(c) for c in self.columns],
-            "prediction": vars(self.prediction) if self.prediction else None,
-            "quality": self.quality,
-            "notes": self.notes,
-            "html": self.html,
-            "quality_html": self.quality_html,
-        }
 
 
 def _config(bento: Bento) -> dict[str, Any]:
@@ -141,7 +74,7 @@ def _validated(
     schema: DataFrameSchema,
     source: str,
 ) -> pd.DataFrame:
-    columns = [c["name"] for c in config["columns"]]
+    columns = inputs_of(config)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise MonitorError(
@@ -166,6 +99,11 @@ def _validated(
             columns=sorted(failures),
         )
     return valid
+
+
+def inputs_of(config: dict[str, Any]) -> list[str]:
+    """Every input column, those left out of drift included (older bentos: the drifted)."""
+    return config.get("inputs") or [c["name"] for c in config["columns"]]
 
 
 def _reference(bento: Bento) -> pd.DataFrame:
@@ -195,7 +133,8 @@ def _dataset(frame: pd.DataFrame, config: dict[str, Any], with_prediction: bool)
         numerical_columns=[c["name"] for c in specs if c["role"] == "numerical"],
         categorical_columns=[c["name"] for c in specs if c["role"] == "categorical"],
     )
-    return Dataset.from_pandas(frame, data_definition=definition)
+    # only the compared columns: Evidently would guess a type for any other (an id, a name)
+    return Dataset.from_pandas(frame[[c["name"] for c in specs]], data_definition=definition)
 
 
 def _report(bento: Bento, output: str, with_prediction: bool) -> Report:
@@ -210,36 +149,6 @@ def _report(bento: Bento, output: str, with_prediction: bool) -> Report:
         if with_prediction or not (isinstance(m, ValueDrift) and m.column == output)
     ]
     return Report(metrics, metadata=saved.metadata, include_tests=True)
-
-
-def summarize(
-    snapshot: dict[str, Any], config: dict[str, Any]
-) -> tuple[list[ColumnDrift], ColumnDrift | None, float, bool]:
-    """Drift rows per column, the prediction row, the drifted share and the data-set verdict."""
-    specs = {c["name"]: c for c in config["columns"]}
-    failed = {t["metric_config"]["metric_id"] for t in snapshot["tests"] if t["status"] == "FAIL"}
-    rows, prediction, share, dataset_drift = [], None, 0.0, False
-    for metric in snapshot["metrics"]:
-        kind = metric["config"]["type"].rsplit(":", 1)[-1]
-        if kind == "DriftedColumnsCount":
-            share, dataset_drift = float(metric["value"]["share"]), metric["id"] in failed
-        elif kind == "ValueDrift":
-            column = metric["config"]["column"]
-            spec = specs[column] if len(rows) < len(config["columns"]) else config["prediction"]
-            row = ColumnDrift(
-                column=column,
-                role=spec["role"],
-                method=spec["method"],
-                score=float(metric["value"]),
-                threshold=float(metric["config"].get("threshold", spec["threshold"])),
-                drifted=metric["id"] in failed,
-            )
-            # the preset's per-column metrics come first, then the model output's
-            if len(rows) < len(config["columns"]):
-                rows.append(row)
-            else:
-                prediction = row
-    return rows, prediction, share, dataset_drift
 
 
 def monitor(
@@ -312,7 +221,7 @@ def _compare(
             min_rows=min_rows,
         )
     notes += data.version_notes(found.manifest["version"])
-    names = [c["name"] for c in config["columns"]]
+    names = inputs_of(config)
     output = config["prediction"].get("name", PREDICTION)  # not an input column's name
     proba, positive = None, None
     logged = data.output(PREDICTION, names)
@@ -344,11 +253,12 @@ def _compare(
         except (TypeError, ValueError):
             pass
     try:
-        snapshot = _report(found, output, with_prediction).run(
-            _dataset(inputs, config, with_prediction),
-            _dataset(reference, config, with_prediction),
-        )
-        summary = snapshot.dict()
+        with quiet():
+            snapshot = _report(found, output, with_prediction).run(
+                _dataset(inputs, config, with_prediction),
+                _dataset(reference, config, with_prediction),
+            )
+            summary = snapshot.dict()
     except Exception as exc:
         raise MonitorError(
             f"Evidently could not compare {current} with the reference: {exc}."
@@ -361,7 +271,8 @@ def _compare(
         scores = quality(known, config) if known is not None else []
     quality_snapshot = None
     if known is not None and html is not None:
-        quality_snapshot = quality_report(known, config, current)
+        with quiet():
+            quality_snapshot = quality_report(known, config, current)
     result = MonitorResult(
         tag=found.manifest["tag"],
         current=current,
@@ -374,6 +285,7 @@ def _compare(
         dataset_drift=dataset_drift,
         quality=scores,
         notes=notes,
+        left_out=list(config.get("left_out") or []),
     )
     return result, snapshot, quality_snapshot
 
@@ -388,12 +300,14 @@ def _write(
     try:
         if html is not None:
             Path(html).parent.mkdir(parents=True, exist_ok=True)
-            snapshot.save_html(str(html))
+            with quiet():
+                snapshot.save_html(str(html))
             result.html = str(html)
             if quality_snapshot is not None:
                 # Evidently scores quality on current data only: the reference has no outcomes.
                 path = Path(html).with_name(f"{Path(html).stem}.quality.html")
-                quality_snapshot.save_html(str(path))
+                with quiet():
+                    quality_snapshot.save_html(str(path))
                 result.quality_html = str(path)
         if json_out is not None:
             Path(json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import builtins
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nb2prod.notebook.bindings import BindingChecks
 from nb2prod.notebook.entrypoint import EntrypointChecks
 from nb2prod.notebook.read import LIFTED_ROLES, Cell, Notebook, role_label, role_tag
 from nb2prod.notebook.scope import ParsedCell, import_source, is_schema_class
@@ -56,10 +57,16 @@ class LiftPlan:
     input_schema: str | None
     output_schema: str | None
     parameters: list[str] = field(default_factory=list)  # every name the parameters cell sets
+    schema_learned: list[str] = field(default_factory=list)  # nb2prod.learned names they use
+    feature_learned: list[str] = field(default_factory=list)
 
     @property
     def lifted_params(self) -> list[str]:
         return sorted(set(self.schema_params) | set(self.feature_params))
+
+    @property
+    def lifted_learned(self) -> list[str]:
+        return sorted(set(self.schema_learned) | set(self.feature_learned))
 
 
 @dataclass
@@ -88,6 +95,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         settings = asdict(self.notebook.settings)
+        settings["learned"] = list(settings["learned"])  # as JSON has it
         return {
             "notebook": str(self.notebook.path),
             "ok": self.ok,
@@ -102,7 +110,7 @@ class CheckResult:
         }
 
 
-class _Checker(EntrypointChecks):
+class _Checker(EntrypointChecks, BindingChecks):
     def __init__(self, nb: Notebook) -> None:
         self.nb = nb
         self.name = nb.path.name
@@ -227,9 +235,11 @@ class _Checker(EntrypointChecks):
                     )
 
     def resolve(self, cells: list[Cell], provided: set[str], params: set[str]):
-        """Free names of ``cells``: lifted imports, lifted parameters, and findings."""
+        """Free names of ``cells``: lifted imports, parameters and learned names, and findings."""
         imports: dict[int, tuple[Cell, ast.stmt, list[ast.alias]]] = {}
         used_params: list[str] = []
+        used_learned: list[str] = []
+        learned = set(self.nb.settings.learned)
         for cell in cells:
             parsed = self.parsed[cell.index]
             if parsed.tree is None:
@@ -244,6 +254,9 @@ class _Checker(EntrypointChecks):
                 elif name in params:
                     if name not in used_params:
                         used_params.append(name)
+                elif name in learned:
+                    if name not in used_learned:
+                        used_learned.append(name)
                 elif not self.star_imports:
                     # after a star import, any name may come from it: the star is the finding
                     self._undefined(cell, name)
@@ -251,7 +264,7 @@ class _Checker(EntrypointChecks):
             Import(c, import_source(n, aliases))
             for c, n, aliases in sorted(imports.values(), key=lambda e: e[0].index)
         ]
-        return lifted, used_params
+        return lifted, used_params, used_learned
 
     def _import_for(self, name: str):
         for cell in self.nb.cells:
@@ -270,7 +283,8 @@ class _Checker(EntrypointChecks):
             only = "only " if len(definers) == 1 else ""
             text = (
                 f"uses `{name}`, which {only}{d.where} defines; tag that cell "
-                f"{role_tag(cell.role)}, or compute it inside the function."
+                f"{role_tag(cell.role)}, compute it inside the function, or list it in "
+                "nb2prod.learned to lift its value from the training run."
             )
         else:
             text = f"uses `{name}`, which no cell, import, parameter or builtin provides."
@@ -281,6 +295,7 @@ class _Checker(EntrypointChecks):
         self.roles()
         self.too_deep()
         self.lifted_syntax()
+        self.binding_checks()
         nb = self.nb
         schema_cells, feature_cells = nb.with_role("schema"), nb.with_role("features")
         params: set[str] = set()
@@ -288,12 +303,14 @@ class _Checker(EntrypointChecks):
             params |= self.parsed[cell.index].defined
         schema_defined = set().union(*(self.parsed[c.index].defined for c in schema_cells))
         feature_defined = set().union(*(self.parsed[c.index].defined for c in feature_cells))
-        schema_imports, schema_params = self.resolve(schema_cells, schema_defined, params)
+        schema_imports, schema_params, schema_learned = self.resolve(
+            schema_cells, schema_defined, params
+        )
         # names the schema cells only import are imported again by features.py, not via schema
         schema_own = schema_defined - set().union(
             *(self.parsed[c.index].imports.keys() for c in schema_cells)
         )
-        feature_imports, feature_params = self.resolve(
+        feature_imports, feature_params, feature_learned = self.resolve(
             feature_cells, feature_defined | schema_own, params
         )
         features_free = set().union(*(self.parsed[c.index].free for c in feature_cells))
@@ -320,6 +337,8 @@ class _Checker(EntrypointChecks):
             input_schema=in_schema,
             output_schema=out_schema,
             parameters=sorted(params),
+            schema_learned=schema_learned,
+            feature_learned=feature_learned,
         )
         result = CheckResult(nb, [], plan)
         result.add(self.findings)

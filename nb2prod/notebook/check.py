@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 from nb2prod.errors import CheckFailed, NotebookError, ParameterError
 from nb2prod.gate.properties import read_settings
+from nb2prod.monitoring.columns import static_ignore_problem
 from nb2prod.notebook.analysis import CheckResult, Finding, analyze
+from nb2prod.notebook.foreign import detect
+from nb2prod.notebook.foreign import findings as foreign_findings
 from nb2prod.notebook.gates import Bound
 from nb2prod.notebook.read import Notebook, parse_content, read
 
@@ -58,7 +62,15 @@ def check(
     path = Path(path)
     nb = read(path) if content is None else parse_content(content, path)
     result = analyze(nb)
-    result.add(_settings_findings(nb))
+    foreign = foreign_findings(nb)
+    if any(t.written == "pipeline-parameters" for t in detect(nb)):
+        # Kale's parameters cell: foreign-tags names it and the command that imports it
+        result.findings = [f for f in result.findings if f.code != "no-parameters"]
+    result.add(_settings_findings(nb) + foreign)
+    schema_sources = [c.source for c in result.plan.schema_cells]
+    problem = static_ignore_problem(nb, result.plan.input_schema, schema_sources)
+    if problem is not None:
+        result.add([Finding("bad-setting", "error", problem, name="nb2prod.monitoring.ignore")])
     if strict and not result.ok:
         raise CheckFailed(result.findings)
     return result
@@ -71,16 +83,20 @@ def check_params(checked: CheckResult, params: dict[str, Any]) -> None:
         ParameterError: the first unknown name, with the parameters the notebook does set.
     """
     known = checked.plan.parameters
+    nb = checked.notebook
     for name in params:
-        if name not in known:
-            nb = checked.notebook.path.name
-            cells = checked.notebook.with_role("parameters")
-            where = (
-                f"its parameters cell {cells[0].where}" if cells else "it has no parameters cell"
-            )
-            offer = f"; known parameters: {', '.join(known)}" if known else ""
-            raise ParameterError(
-                f"{nb}: unknown parameter `{name}`, {where} does not set it{offer}.",
-                notebook=str(checked.notebook.path),
-                name=name,
-            )
+        if name in known:
+            continue
+        cells = nb.with_role("parameters")
+        if not cells:
+            text = "the notebook has no parameters cell, so it takes no -p values."
+        else:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            said = f"; did you mean `{close[0]}`? The" if close else ": the"
+            sets = ", ".join(known) if known else "no names"
+            text = f"{said} parameters cell ({cells[0].where}) sets {sets}."
+        raise ParameterError(
+            f"{nb.path.name}: unknown parameter `{name}`" + (text if cells else f": {text}"),
+            notebook=str(nb.path),
+            name=name,
+        )

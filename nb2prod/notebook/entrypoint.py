@@ -6,7 +6,7 @@ import ast
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nb2prod.notebook.scope import frame_schema
+from nb2prod.notebook.scope import frame_schema, top_level
 
 if TYPE_CHECKING:
     from nb2prod.notebook.read import Notebook
@@ -73,12 +73,20 @@ class EntrypointChecks:
         first = (args.posonlyargs + args.args)[0]
         in_schema, out_schema = frame_schema(first.annotation), frame_schema(fn.returns)
         if not in_schema or not out_schema:
+            arg = f"`{first.arg}`"
+            missing = {
+                (False, True): f"its argument {arg} has no `DataFrame[Schema]` annotation",
+                (True, False): "its return has no `-> DataFrame[Schema]` annotation",
+                (False, False): f"neither its argument {arg} nor its return has a "
+                "`DataFrame[Schema]` annotation",
+            }[(bool(in_schema), bool(out_schema))]
             self.add(
                 "unannotated-entrypoint",
                 "warning",
-                f"entry point `{entry}` lacks Pandera annotations; write "
-                f"`def {entry}(df: DataFrame[Raw]) -> DataFrame[Features]` so inputs and "
-                "outputs are validated and property-tested.",
+                f"entry point `{entry}` lacks a Pandera annotation: {missing}; write "
+                f"`def {entry}({first.arg}: DataFrame[{in_schema or 'Raw'}]) -> "
+                f"DataFrame[{out_schema or 'Features'}]` so inputs and outputs are validated "
+                "and property-tested.",
                 cell,
                 line=fn.lineno,
                 name=entry,
@@ -137,6 +145,8 @@ class EntrypointChecks:
             if parsed.tree is not None and parsed.first_use(entry):
                 return
         train = self.nb.with_role("train")
+        if train and self._fed_by(entry, train[0].index):
+            return
         if train:
             self.add(
                 "entrypoint-not-called",
@@ -146,3 +156,28 @@ class EntrypointChecks:
                 train[0],
                 name=entry,
             )
+
+    def _fed_by(self, entry: str, train: int) -> bool:
+        """Whether a train cell reads a name assigned, in a cell that runs before the first
+        train cell, from a call of ``entry`` (``X_train = features(X_raw)``), directly or
+        through later assignments (``X_tr, X_val, ... = train_test_split(X, y)``)."""
+        fed = {entry}
+        for cell in self.nb.cells:
+            tree = self.parsed[cell.index].tree
+            if cell.index >= train or cell.role == "skip" or tree is None:
+                continue
+            for node in top_level(tree):
+                value = getattr(node, "value", None)
+                if not isinstance(node, (ast.Assign, ast.AnnAssign)) or value is None:
+                    continue
+                if {n.id for n in ast.walk(value) if isinstance(n, ast.Name)} & fed:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    fed |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        fed.discard(entry)
+        for cell in self.nb.with_role("train"):
+            tree = self.parsed[cell.index].tree
+            if tree is not None and any(
+                isinstance(n, ast.Name) and n.id in fed for n in ast.walk(tree)
+            ):
+                return True
+        return False

@@ -77,6 +77,8 @@ class Settings:
     input_schema: str | None = None
     timeout: int = 600
     coercion: str = "strict"  # "lenient": let Pandera coerce 12.7 to 12, "12" to 12, true to 1
+    # names the training run computes from the data that lifted code reads as constants
+    learned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def _setting_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
         value = raw.get(key, "x")
         if key == "input_schema" and value is None:
             continue
-        if not (isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)):
+        if not _is_name(value):
             bad(key, "the name of a Python variable (a string such as 'model')")
     timeout = raw.get("timeout", 1)
     if isinstance(timeout, float) and timeout.is_integer():
@@ -179,7 +181,16 @@ def _setting_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
             bad(key, "a mapping")
     if raw.get("coercion", "strict") not in COERCION:
         bad("coercion", " or ".join(map(repr, COERCION)))
+    learned = raw.get("learned", [])
+    if not isinstance(learned, list) or not all(_is_name(n) for n in learned):
+        bad("learned", "a list of Python variable names (such as ['FARE_MEDIAN'])")
+    else:
+        raw["learned"] = tuple(dict.fromkeys(learned))
     return problems
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and value.isidentifier() and not keyword.iskeyword(value)
 
 
 def _settings(meta: dict[str, Any], path: Path) -> tuple[Settings, tuple[SettingProblem, ...]]:
@@ -201,7 +212,8 @@ def _settings(meta: dict[str, Any], path: Path) -> tuple[Settings, tuple[Setting
             notebook=str(path),
         )
     problems = _setting_problems(raw, path)
-    raw["name"] = normalize_name(raw.get("name") or path.stem)
+    stem = path.name.removesuffix(".pct.py") if path.name.endswith(".pct.py") else path.stem
+    raw["name"] = normalize_name(raw.get("name") or stem)
     return Settings(**raw), tuple(problems)
 
 
@@ -268,11 +280,16 @@ def parse_content(content: dict[str, Any], path: Path) -> Notebook:
 
 
 def read(path: str | Path) -> Notebook:
-    """Read and normalize the notebook at ``path``.
+    """Read and normalize the notebook at ``path``: an ``.ipynb``, or a percent script
+    (``.py``, read with jupytext: ``notebook/formats.py``).
 
     Raises:
         NotebookError: the file is missing, unreadable, not UTF-8 JSON or not a notebook.
     """
+    from dataclasses import replace
+
+    from nb2prod.notebook import formats
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -281,4 +298,8 @@ def read(path: str | Path) -> Notebook:
         raise NotebookError(
             f"Cannot read notebook {shown(path)}: {reason}.", notebook=str(path)
         ) from exc
-    return parse(decode(data, path), path)
+    if not formats.is_text(path):
+        return parse(decode(data, path), path)
+    notebook = parse(formats.to_json(data, path), path)
+    # the file as it is in git, not the JSON it was read into
+    return replace(notebook, sha256=hashlib.sha256(data).hexdigest())

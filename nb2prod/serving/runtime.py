@@ -65,6 +65,38 @@ def check_outputs(outputs: np.ndarray, columns: list[str]) -> None:
         raise NonFinite(int(row), columns[min(col, len(columns) - 1)], "prediction")
 
 
+MODEL_FILE_ENV = "NB2PROD_MODEL_FILE"
+
+
+class ModelNotLoaded(RuntimeError):
+    """The generated tests could not load the trained model: a setup fault, not a property's."""
+
+
+def load_model(tag: str) -> Any:
+    """The trained model for the generated tests: ``NB2PROD_MODEL_FILE`` when set (during the
+    build and ``nb2prod test`` of a build directory), else ``tag`` in the BentoML store.
+
+    Raises:
+        ModelNotLoaded: the file or the stored model is missing or does not unpickle here.
+    """
+    import os
+    import pickle
+
+    path = os.environ.get(MODEL_FILE_ENV)
+    where = f"{MODEL_FILE_ENV}={path}" if path else f"model {tag} in the BentoML store"
+    try:
+        if not path:
+            import bentoml
+
+            path = bentoml.models.get(tag).path_of("model.pkl")
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except Exception as exc:  # any reason (missing, unpicklable here): one sentence
+        raise ModelNotLoaded(
+            f"cannot load the model from {where} ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 class Batcher:
     """Coalesces the frames of concurrent requests into one model call, in this process.
 

@@ -310,6 +310,37 @@ def _failures(exc: SchemaError | SchemaErrors, positions: pd.Index) -> list[dict
     return found
 
 
+def _schema_dtypes(schema: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast the columns JSON cannot type to the schema's dtype, where no value changes.
+
+    JSON nulls alone make an object column of ``None``, and whole numbers alone an int
+    column; a schema without ``coerce`` would see neither as its float column, and the entry
+    point would get objects where training had float NaN (``np.isnan`` raises on them). Only
+    dtypes whose null survives the cast are cast (``None`` as ``str`` is "None"), and ints only
+    into floats (``_strict`` has refused those past 2**53).
+    """
+    types = pd.api.types
+    for name, column in schema.columns.items():
+        target = getattr(column.dtype, "type", None)
+        if name not in frame.columns or target is None:
+            continue
+        values = frame[name]
+        keeps_null = (
+            types.is_float_dtype(target)
+            or types.is_datetime64_any_dtype(target)
+            or types.is_timedelta64_dtype(target)
+            or (types.is_extension_array_dtype(target) and not types.is_string_dtype(target))
+        )
+        all_null = values.dtype == object and keeps_null and values.isna().all()
+        whole = types.is_float_dtype(target) and types.is_integer_dtype(values.dtype)
+        if all_null or whole:
+            try:
+                frame[name] = values.astype(target)
+            except (TypeError, ValueError):
+                continue
+    return frame
+
+
 def validate_fast(
     schema: Any, rows: list[dict[str, Any]], columns: list[str]
 ) -> pd.DataFrame | None:
@@ -348,6 +379,7 @@ def validate(
     positions = pd.RangeIndex(len(rows))
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=columns)
     frame.index = pd.RangeIndex(len(frame))
+    frame = _schema_dtypes(schema, frame)
     for _ in range(2):
         try:
             valid = schema.validate(frame, lazy=True)

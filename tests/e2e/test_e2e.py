@@ -48,6 +48,11 @@ def test_served_predictions_equal_the_notebooks(
         meta = httpx.post(f"{base}/metadata", timeout=30).json()
         assert meta["manifest"]["notebook_sha256"] == built.manifest["notebook_sha256"]
         assert set(meta["input_schema"]["properties"]) >= set(reference.columns)
+        # one row object, as /predict takes them in {"rows": [...]}: not Pandera's columns
+        first = meta["input_schema"]["properties"][reference.columns[0]]
+        assert first["type"] in ("number", "integer", ["number", "null"], ["integer", "null"])
+        items = meta["request_schema"]["properties"]["rows"]["items"]
+        assert items["properties"] == meta["input_schema"]["properties"]
 
 
 def test_null_in_a_one_row_request_is_accepted(churn: Built) -> None:

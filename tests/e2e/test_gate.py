@@ -64,6 +64,20 @@ def test_nb2prod_test_reruns_a_stored_bentos_tests(churn) -> None:
     assert "(seed 7)" in result.output
 
 
+def test_nb2prod_test_takes_a_build_directory_relative_to_another_folder(
+    churn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the build directory named from its grandparent, as `nb2prod test bentos/<dir>` is
+    build_dir = churn.result.build_dir
+    monkeypatch.chdir(build_dir.parent.parent)
+    relative = f"{build_dir.parent.name}/{build_dir.name}"
+    # When its tests run (in src/, with the model from train/)
+    result = CliRunner().invoke(app, ["test", relative, "--seed", "3"])
+    # Then all pass, parity included
+    assert result.exit_code == 0, result.output
+    assert "passed: 8 generated test(s)" in result.output
+
+
 def test_no_gate_builds_a_defective_notebook_and_says_so(tmp_path: Path) -> None:
     result = build(PROPS / "null_crash.ipynb", out_dir=tmp_path, gate=False)
     manifest = json.loads((result.build_dir / "src" / "nb2prod.json").read_text())

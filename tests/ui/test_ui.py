@@ -1,9 +1,12 @@
-"""End to end in real headless Chromium: tag cells from the cell toolbar, watch the panel, build.
+"""End to end in real headless Chromium: tag cells from the cell toolbar, watch the panel, build;
+import a Kale notebook's tags and accept the suggested contract cells.
 
-The test starts its own ``jupyter lab`` on a free loopback port, with a token and a temporary
-root holding the churn example with every role tag removed. It tags the cells only through the
+The tests start their own ``jupyter lab`` on a free loopback port, with a token and a temporary
+root holding the churn example with every role tag removed. One tags the cells only through the
 UI, builds from the panel, and checks that the bento has the same version as a build of the
-hand-tagged notebook. Its screenshots are the ones in the README (``docs/images/``).
+hand-tagged notebook. Another opens a small Kale-tagged imperative notebook, imports its tags,
+runs the suggestion (a real papermill run) and accepts it. Their screenshots are the ones in the
+README and docs (``docs/images/``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pytest
 from tests.support import ROOT as REPO
 
 EXAMPLE = REPO / "notebooks" / "churn.ipynb"
+KALE = REPO / "tests" / "fixtures" / "ui" / "kale_passengers.ipynb"
 IMAGES = REPO / "docs" / "images"
 CHROMIUM = os.environ.get("NB2PROD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -176,13 +180,14 @@ def page(browser) -> Iterator:
     page.close()
 
 
-def open_notebook(page, lab: dict):
-    """Open the example in JupyterLab with the nb2prod panel shown; answer its cells and panel."""
+def open_notebook(page, lab: dict, name: str = EXAMPLE.name, count: int = 16):
+    """Open a notebook (the example) in JupyterLab with the nb2prod panel shown; answer its
+    cells and the panel."""
     from playwright.sync_api import expect
 
-    page.goto(f"{lab['url']}/lab/tree/{EXAMPLE.name}?token={lab['token']}")
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
     cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-    expect(cells).to_have_count(16, timeout=60_000)
+    expect(cells).to_have_count(count, timeout=60_000)
     page.locator('.jp-SideBar.jp-mod-left [data-id="filebrowser"]').click()  # more room
     expect(page.locator("#filebrowser")).to_be_hidden()
     page.locator('.jp-SideBar.jp-mod-right [data-id="nb2prod-panel"]').click()
@@ -306,6 +311,98 @@ def test_tag_from_the_toolbar_watch_the_panel_and_build(
     out, err = hand_build.communicate(timeout=900)
     assert hand_build.returncode == 0, err
     assert out.strip().splitlines()[-1] == ui_tag
+
+
+def test_import_kale_tags_then_accept_the_suggested_contract_cells(lab: dict, page) -> None:
+    from playwright.sync_api import expect
+
+    # Given a Kale-tagged imperative notebook (nbformat 4.4, local CSVs) open in JupyterLab
+    for path in KALE.parent.glob(f"{KALE.stem}*"):
+        shutil.copy(path, lab["root"] / path.name)
+    saved = lab["root"] / KALE.name
+    original = json.loads(saved.read_text())["cells"]
+    cells, panel = open_notebook(page, lab, KALE.name, len(original))
+
+    # When check has found the Kale tags, the panel offers their import (and only Kale's)
+    offer = panel.locator(".jp-nb2prod-import-tags")
+    expect(offer).to_have_count(1, timeout=30_000)
+    expect(offer).to_have_text("Import Kale tags")
+    expect(panel.locator(".jp-nb2prod-finding", has_text="Kale's `skip` tag")).to_be_visible()
+    offer.click()
+    # Then the editor's cells carry the nb2prod roles next to the Kale tags, the report says
+    # what was mapped and why, and nothing was written behind the editor
+    for index, role in ((2, "parameters"), (4, "skip"), (6, "train"), (7, "evaluate")):
+        expect(cells.nth(index)).to_have_class(_has(f"jp-nb2prod-role-{role}"))
+    report = panel.locator(".jp-nb2prod-import-report")
+    expect(report).to_contain_text("Imported Kale tags: ")
+    expect(report.locator(".jp-nb2prod-report-row", has_text="skip → nb2prod:skip")).to_be_visible()
+    expect(report.locator(".jp-nb2prod-report-row", has_text="imports → untagged")).to_be_visible()
+    expect(offer).to_have_count(0)  # check re-ran on the new content: no foreign-tags left
+    assert json.loads(saved.read_text())["cells"] == original
+
+    # When the contract cells are suggested
+    panel.locator(".jp-nb2prod-suggest-button").click()
+    expect(panel.locator(".jp-nb2prod-suggest-progress")).to_contain_text("running", timeout=30_000)
+    suggestion = panel.locator(".jp-nb2prod-suggestion")
+    expect(suggestion.locator(".jp-nb2prod-diff, .jp-nb2prod-build-error")).to_be_visible(
+        timeout=300_000
+    )
+    assert suggestion.locator(".jp-nb2prod-diff").is_visible(), suggestion.inner_text()
+    # Then the panel shows the diff, line by line, with the parity table and Accept
+    added = suggestion.locator(".jp-nb2prod-diff-line.jp-mod-add")
+    expect(added.filter(has_text="def features(df: DataFrame[")).to_have_count(1)
+    expect(added.filter(has_text="class RawInput(pa.DataFrameModel)")).to_have_count(1)
+    expect(suggestion.locator(".jp-nb2prod-diff-line.jp-mod-del").first).to_be_visible()
+    expect(suggestion.locator(".jp-nb2prod-parity tr", has_text="fare")).to_be_visible()
+    expect(suggestion.locator(".jp-nb2prod-suggest-summary")).to_contain_text("skip cell")
+    widen_right_sidebar(page, 760)
+    lifted = added.filter(has_text='tags=["nb2prod:features"]')
+    lifted.evaluate("node => { node.parentElement.scrollTop = node.offsetTop - 120; }")
+    panel.evaluate(
+        "node => { node.scrollTop = node.querySelector('.jp-nb2prod-suggestion').offsetTop - 30; }"
+    )
+    page.screenshot(path=IMAGES / "suggest-diff.png")
+
+    # When the suggestion is accepted and the notebook saved
+    suggestion.locator(".jp-nb2prod-accept").click()
+    expect(suggestion.locator(".jp-nb2prod-accepted")).to_contain_text("Save the notebook")
+    expect(page.locator(".jp-Notebook .jp-nb2prod-role-schema")).to_have_count(1)
+    expect(page.locator(".jp-Notebook .jp-nb2prod-role-features")).to_have_count(1)
+    cells.first.locator(".jp-InputPrompt, .jp-InputArea").first.click()
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 30
+    while "nb2prod:features" not in saved.read_text():
+        assert time.monotonic() < deadline, "the accepted notebook was not saved"
+        time.sleep(0.5)
+    # Then the file holds the new contract cells, and every original cell word for word:
+    # the ones the suggestion replaces are now skip cells
+    after = json.loads(saved.read_text())["cells"]
+    sources = ["".join(c["source"]) for c in after]
+    roles = [sorted(t for t in c["metadata"].get("tags", []) if _is_role_tag(t)) for c in after]
+    for cell in original:
+        assert "".join(cell["source"]) in sources
+    features = "".join(original[5]["source"])
+    assert roles[sources.index(features)] == ["nb2prod:skip"]
+    assert ["nb2prod:schema"] in roles and ["nb2prod:features"] in roles
+    assert roles.count(["nb2prod:train"]) == 1
+    import nb2prod
+
+    checked = nb2prod.check(saved)
+    assert checked.ok, [f.message for f in checked.findings if f.severity == "error"]
+
+
+def widen_right_sidebar(page, width: int) -> None:
+    """Drag the handle between the main area and the right sidebar until the sidebar is
+    ``width`` pixels wide (the diff reads better wide)."""
+    sidebar = page.locator("#jp-right-stack")
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").last
+    box, bar = handle.bounding_box(), sidebar.bounding_box()
+    assert box and bar
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - (width - bar["width"]), y, steps=8)
+    page.mouse.up()
 
 
 def _has(pattern: str):

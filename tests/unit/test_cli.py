@@ -71,7 +71,8 @@ def test_unknown_parameter_is_refused_before_training(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "unknown parameter `thresold`" in result.stderr
-    assert "known parameters: seed, threshold" in result.stderr
+    assert "did you mean `threshold`? The parameters cell (cell 1 (id " in result.stderr
+    assert "parameters)) sets seed, threshold." in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

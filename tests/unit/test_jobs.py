@@ -110,3 +110,103 @@ def test_an_unexpected_exception_still_ends_the_job(registry, tmp_path: Path) ->
     assert job.state == "failed"
     assert job.error["error"] == "InternalError"
     assert "RuntimeError: boom" in job.error["message"]
+
+
+class FakeSuggestion:
+    def to_dict(self) -> dict:
+        return {
+            "cells": [
+                {"role": "features", "source": "def features(df): ...", "insert_after_index": 3}
+            ],
+            "skipped": [3],
+            "diff": "+def features(df): ...",
+        }
+
+
+@pytest.fixture
+def suggesting():
+    made = []
+
+    def make(suggest, build=None):
+        made.append(JobRegistry(build=build, suggest=suggest))
+        return made[-1]
+
+    yield make
+    for reg in made:
+        reg.close()
+
+
+def test_a_suggestion_runs_as_a_job_and_carries_its_result(suggesting, tmp_path: Path) -> None:
+    # Given a suggest function that logs through the nb2prod logger
+    calls = []
+
+    def suggest(path, content=None):
+        calls.append((path, content))
+        logging.getLogger("nb2prod.suggest").info("inferring the schema")
+        return FakeSuggestion()
+
+    content = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    # When a suggestion is asked for, with the editor's content
+    job = wait(suggesting(suggest).submit_suggest(tmp_path / "nb.ipynb", "nb.ipynb", content))
+    # Then the library got that content, and the job carries the suggestion, its one stage
+    # done and the log captured
+    assert calls == [(tmp_path / "nb.ipynb", content)]
+    assert job.state == "succeeded"
+    data = job.to_dict()
+    assert data["kind"] == "suggest"
+    assert data["suggestion"] == FakeSuggestion().to_dict()
+    assert data["result"] is None
+    assert data["stages"] == {"suggest": "done"} and data["stage_labels"] == {"suggest": "suggest"}
+    assert data["log"][0] == "Suggesting contract cells for nb.ipynb"
+    assert "INFO nb2prod.suggest: inferring the schema" in data["log"]
+    assert data["log"][-1] == "Suggested 1 cell(s)"
+
+
+def test_one_suggestion_per_notebook_at_a_time_and_builds_go_on(suggesting, tmp_path: Path) -> None:
+    # Given a suggestion that is still running
+    release = threading.Event()
+
+    def suggest(path, content=None):
+        release.wait(5)
+        return FakeSuggestion()
+
+    def build(path, params, *, out_dir, progress):
+        return FakeResult()
+
+    reg = suggesting(suggest, build)
+    first = reg.submit_suggest(tmp_path / "nb.ipynb", "nb.ipynb")
+    # When the same notebook's suggestion is asked for again
+    with pytest.raises(BuildInProgress) as info:
+        reg.submit_suggest(tmp_path / "nb.ipynb", "nb.ipynb")
+    # Then it is refused with 409, naming the running job; a build of the notebook still runs
+    assert info.value.http_status == 409
+    assert info.value.fields["job"] == first.id
+    assert "suggestion for nb.ipynb is already being made" in str(info.value)
+    built = wait(reg.submit(tmp_path / "nb.ipynb", "nb.ipynb", {}, tmp_path))
+    assert built.state == "succeeded" and built.to_dict()["kind"] == "build"
+    assert "suggestion" not in built.to_dict()
+    release.set()
+    assert wait(first).state == "succeeded"
+
+
+def test_a_failed_suggestion_reports_the_library_message(suggesting, tmp_path: Path) -> None:
+    def suggest(path, content=None):
+        raise TrainingError("Training failed in cell 4: ZeroDivisionError.", cell_index=4)
+
+    job = wait(suggesting(suggest).submit_suggest(tmp_path / "nb.ipynb", "nb.ipynb"))
+    assert job.state == "failed"
+    assert job.error["message"] == "Training failed in cell 4: ZeroDivisionError."
+    assert job.stages == {"suggest": "failed"}
+    assert job.suggestion is None
+
+
+def test_an_unexpected_exception_ends_the_suggestion(suggesting, tmp_path: Path) -> None:
+    def suggest(path, content=None):
+        raise RuntimeError("boom")
+
+    job = wait(suggesting(suggest).submit_suggest(tmp_path / "nb.ipynb", "nb.ipynb"))
+    assert job.state == "failed"
+    assert job.error["error"] == "InternalError"
+    assert job.error["message"].startswith(
+        "The suggestion failed unexpectedly (RuntimeError: boom)"
+    )

@@ -55,6 +55,7 @@ MANIFEST = {
     "gates": [],
 }
 runner = CliRunner()
+PASSENGERS = Path(__file__).resolve().parent.parent / "fixtures" / "monitoring"
 
 
 def rows(n: int, seed: int) -> pd.DataFrame:
@@ -243,3 +244,109 @@ def test_a_crash_inside_monitor_is_exit_2_in_one_sentence(
         "Could not read the monitoring config and the lifted schema of toy:v1",
         "JSONDecodeError",
     )
+
+
+# --- a passenger table: an id, a free-text name and a ticket number among the inputs -------
+
+
+def passenger_build(root: Path, reference: pd.DataFrame, monitoring: dict) -> Path:
+    """A hand-made build of the passenger fixture's schema, its model fit on the raw rows."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from nb2prod.notebook.read import read
+
+    schema = read(PASSENGERS / "passengers.ipynb").with_role("schema")[0].source
+    src, train = root / "src", root / "train"
+    (src / "lifted").mkdir(parents=True)
+    (src / "lifted" / "__init__.py").write_text("")
+    (src / "lifted" / "schema.py").write_text(schema)
+    train.mkdir()
+    inputs, survived = reference.drop(columns="Survived"), reference["Survived"]
+    categories = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="S"), OneHotEncoder(handle_unknown="ignore")
+    )
+    model = make_pipeline(
+        make_column_transformer(
+            (categories, ["Sex", "Embarked"]),
+            (SimpleImputer(), ["Pclass", "Age", "Fare", "SibSp", "Parch"]),
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(inputs, survived)
+    (train / "model.pkl").write_bytes(pickle.dumps(model))
+    inputs.to_parquet(train / "reference.parquet", index=False)
+    proba = model.predict_proba(inputs)
+    pd.DataFrame(
+        {"prediction": model.predict(inputs), "proba_0": proba[:, 0], "proba_1": proba[:, 1]}
+    ).to_parquet(train / "predictions.parquet", index=False)
+    training = SimpleNamespace(
+        reference_file=train / "reference.parquet",
+        predictions_file=train / "predictions.parquet",
+        classes=[0, 1],
+    )
+    settings = SimpleNamespace(monitoring=monitoring, reference="X_train")
+    manifest = {**MANIFEST, "name": "titanic", "tag": "titanic:v1", "input_schema": "Passenger"}
+    attach(src, training, settings, manifest)
+    (src / "nb2prod.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_a_fresh_sample_with_an_id_and_free_text_exits_0_naming_what_it_left_out(
+    tmp_path: Path,
+) -> None:
+    from tests.fixtures.monitoring.passengers import passengers
+
+    # Given a build whose inputs carry PassengerId, Name and Ticket, all new in every batch
+    build = passenger_build(tmp_path / "build", passengers(700, 0), {"ignore": ["Parch"]})
+    fresh, shifted = tmp_path / "fresh.csv", tmp_path / "shifted.csv"
+    passengers(400, 21, start=701).to_csv(fresh, index=False)
+    passengers(400, 22, start=1101, shifted=True).to_csv(shifted, index=False)
+    # When a fresh sample of the training distribution is monitored
+    out = tmp_path / "fresh.json"
+    result = cli(build, "--current", fresh, "--json", out)
+    # Then it is no drift, and says which columns it left out and why
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert [(c["name"], c["reason"]) for c in summary["left_out"]] == [
+        ("PassengerId", "id-like"),
+        ("Name", "free-text"),
+        ("Parch", "ignored"),
+        ("Ticket", "id-like"),
+    ]  # in column order
+    assert [c["column"] for c in summary["columns"]] == [
+        "Pclass", "Sex", "Age", "SibSp", "Fare", "Embarked"
+    ]  # fmt: skip
+    said = " ".join(result.stdout.split())  # Rich wraps long lines
+    assert "left out of drift: PassengerId (detected as ID-like: 700 distinct" in said
+    assert "Name (detected as free text: " in said
+    assert "Parch (ignored by setting nb2prod.monitoring.ignore)" in said
+    # And a shifted sample is drift
+    assert cli(build, "--current", shifted).exit_code == 1
+
+
+def test_a_constant_column_leaves_stderr_clean(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Given a reference of over 1000 rows (Wasserstein: it divides by the spread) and a batch
+    # where `prediction` (an input) never varies
+    reference = rows(1200, 3).assign(prediction=0.5)
+    src, training, settings, manifest = make(tmp_path, reference)
+    attach(src, training, settings, manifest)
+    (src / "nb2prod.json").write_text(json.dumps(manifest))
+    rows(200, 4).assign(prediction=0.5).to_csv(tmp_path / "constant.csv", index=False)
+    # When the real command runs, Then numpy's and scipy's 0/0 warnings stay out of stderr
+    command = [sys.executable, "-m", "nb2prod.cli", "monitor", str(tmp_path)]
+    done = subprocess.run(
+        [*command, "--current", str(tmp_path / "constant.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no drift" in done.stdout
+    assert done.stderr == ""

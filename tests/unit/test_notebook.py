@@ -226,6 +226,9 @@ NAME = "the name of a Python variable (a string such as 'model')"
         ("monitoring", "on", "a mapping"),
         ("properties", 1, "a mapping"),
         ("coercion", "loose", "'strict' or 'lenient'"),
+        ("learned", "FARE_MEDIAN", "a list of Python variable names (such as ['FARE_MEDIAN'])"),
+        ("learned", ["FARE MEDIAN"], "a list of Python variable names (such as ['FARE_MEDIAN'])"),
+        ("learned", ["class"], "a list of Python variable names (such as ['FARE_MEDIAN'])"),
     ],
 )
 def test_a_setting_of_the_wrong_type_is_a_problem_and_keeps_its_default(
@@ -263,3 +266,11 @@ def test_a_name_setting_too_long_for_a_tag_is_a_finding(tmp_path: Path) -> None:
     checked = check(path)
     assert [(f.code, f.name) for f in checked.findings] == [("bad-setting", "nb2prod.name")]
     assert "at most 57 characters" in checked.findings[0].message
+
+
+def test_learned_is_a_tuple_of_names_without_repeats(tmp_path: Path) -> None:
+    meta = {"nb2prod": {"learned": ["FARE_MEDIAN", "AGE_MEAN", "FARE_MEDIAN"]}}
+    nb = parse(_nb([], meta), tmp_path / "n.ipynb")
+    assert nb.problems == ()
+    assert nb.settings.learned == ("FARE_MEDIAN", "AGE_MEAN")
+    assert parse(_nb([]), tmp_path / "n.ipynb").settings.learned == ()

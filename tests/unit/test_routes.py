@@ -9,14 +9,18 @@ import pytest
 from typer.testing import CliRunner
 
 import nb2prod
+import nb2prod.suggest
 from nb2prod.builder.pipeline import build
 from nb2prod.cli import app
 from nb2prod.errors import Nb2ProdError, NotebookError, ParameterError
 from nb2prod.notebook.check import check_params
+from nb2prod.notebook.read import parse_content
+from nb2prod.notebook.tagging import import_tags
 from tests.lab_support import BAD, UI, answer, jobs, jp_server_config, post, root, wait_for
 from tests.support import CHECK
 
 MALFORMED = CHECK / "malformed"
+KALE = "kale_passengers.ipynb"  # Kale-tagged, nbformat 4.4, imperative features
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 __all__ = ["jp_server_config", "root"]  # fixtures, used by name
@@ -72,6 +76,9 @@ async def test_check_of_unsaved_content_follows_the_edit(jp_fetch, root: Path) -
         ("POST", "build", {"path": "diabetes.ipynb"}),
         ("GET", "jobs", None),
         ("GET", "jobs/0123abcd", None),
+        ("POST", "tag", {"path": "diabetes.ipynb", "source": "auto"}),
+        ("POST", "suggest", {"path": "diabetes.ipynb"}),
+        ("POST", "suggest/apply", {"content": {}, "suggestion": {}}),
     ],
 )
 async def test_every_route_refuses_requests_without_the_token(
@@ -105,7 +112,7 @@ async def test_every_route_refuses_requests_without_the_token(
         ("nb\x00.ipynb", 400),
     ],
 )
-@pytest.mark.parametrize("route", ["check", "build"])
+@pytest.mark.parametrize("route", ["check", "build", "tag", "suggest"])
 async def test_paths_outside_the_root_get_4xx_and_read_nothing(
     jp_fetch, root: Path, tmp_path: Path, path: str, code: int, route: str
 ) -> None:
@@ -122,6 +129,8 @@ async def test_paths_outside_the_root_get_4xx_and_read_nothing(
     assert answer(response)["message"]
     assert outside.stat().st_atime_ns == before
     assert "findings" not in answer(response)
+    assert "content" not in answer(response)
+    assert await jobs(jp_fetch) == []
 
 
 async def test_malformed_requests_get_400(jp_fetch, root: Path) -> None:
@@ -152,8 +161,12 @@ async def test_a_failed_build_reports_the_cli_message(jp_fetch, root: Path) -> N
     assert job["log"][-1] == f"Error: {cli.value}"
 
 
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [("check", {"path": "diabetes.ipynb"}), ("tag", {"path": KALE, "source": "kale"})],
+)
 async def test_a_cookie_session_must_send_the_xsrf_token(
-    http_server_client, jp_base_url: str, jp_serverapp, root: Path
+    http_server_client, jp_base_url: str, jp_serverapp, root: Path, route: str, body: dict
 ) -> None:
     # Given a browser session: the login cookie that visiting a page with the token sets
     page = await http_server_client.fetch(
@@ -162,13 +175,13 @@ async def test_a_cookie_session_must_send_the_xsrf_token(
     cookies = "; ".join(c.split(";", 1)[0] for c in page.headers.get_list("Set-Cookie") if "=" in c)
     assert "_xsrf=" in cookies
     xsrf = next(c.split("=", 1)[1] for c in cookies.split("; ") if c.startswith("_xsrf="))
-    body = json.dumps({"path": "diabetes.ipynb"})
+    (root / KALE).write_text((UI / KALE).read_text())
 
     async def check(headers: dict) -> int:
         response = await http_server_client.fetch(
-            f"{jp_base_url}nb2prod/check",
+            f"{jp_base_url}nb2prod/{route}",
             method="POST",
-            body=body,
+            body=json.dumps(body),
             headers={"Cookie": cookies, **headers},
             raise_error=False,
         )
@@ -257,3 +270,171 @@ async def test_pathological_bodies_get_400(jp_fetch, root: Path, body: bytes) ->
     assert response.code == 400
     assert answer(response)["message"]
     assert await jobs(jp_fetch) == []
+
+
+async def test_tag_imports_kale_tags_into_the_editor_content(jp_fetch, root: Path) -> None:
+    # Given a Kale-tagged notebook in the root, as the editor holds it (with cell ids)
+    path = root / KALE
+    path.write_text((UI / KALE).read_text())
+    before = path.read_bytes()
+    content = json.loads(before)
+    content["nbformat_minor"] = 5
+    for index, cell in enumerate(content["cells"]):
+        cell["id"] = f"editor-{index}"
+    # When the panel imports its Kale tags
+    response = await post(jp_fetch, "tag", {"path": KALE, "content": content, "source": "kale"})
+    # Then the answer is the library's import of that content: nb2prod roles next to the
+    # Kale tags, the report of what was mapped (naming the notebook root-relative), and the
+    # file on disk is untouched
+    assert response.code == 200
+    expected, report = import_tags(parse_content(content, path), "kale")
+    assert answer(response) == {
+        "content": expected,
+        "report": {**report.to_dict(), "notebook": KALE},
+    }
+    tags = [cell["metadata"].get("tags", []) for cell in answer(response)["content"]["cells"]]
+    assert tags[2] == ["pipeline-parameters", "parameters"]
+    assert tags[4] == ["skip", "nb2prod:skip"]
+    assert "nb2prod:train" in tags[6] and "nb2prod:evaluate" in tags[7]
+    assert [c["id"] for c in answer(response)["content"]["cells"]][:2] == ["editor-0", "editor-1"]
+    mapped = {m["cell_index"]: m["tag"] for m in answer(response)["report"]["mapped"]}
+    assert mapped[2] == "parameters" and mapped[4] == "nb2prod:skip"
+    assert path.read_bytes() == before
+
+
+async def test_tag_without_content_reads_the_file(jp_fetch, root: Path) -> None:
+    (root / KALE).write_text((UI / KALE).read_text())
+    response = await post(jp_fetch, "tag", {"path": KALE})  # source: auto
+    assert response.code == 200
+    assert answer(response)["report"]["dialect"] == "kale"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"path": "diabetes.ipynb", "source": "kale"}, "TagError"),  # no Kale tags in it
+        ({"path": KALE, "source": "papermill"}, "RequestError"),
+        ({"path": KALE, "content": [1], "source": "kale"}, "RequestError"),
+    ],
+)
+async def test_tag_refusals_are_400_with_one_sentence(
+    jp_fetch, root: Path, body: dict, error: str
+) -> None:
+    (root / KALE).write_text((UI / KALE).read_text())
+    response = await post(jp_fetch, "tag", body)
+    assert response.code == 400
+    assert answer(response)["error"] == error
+    assert answer(response)["message"].endswith(".")
+    assert "content" not in answer(response)
+
+
+class _Suggestion:
+    """What the route hands on from the library: anything with ``to_dict()``."""
+
+    def __init__(self, path: Path, content) -> None:
+        self.data = {"notebook": path.name, "cells": [], "skipped": [], "diff": "", "seen": content}
+
+    def to_dict(self) -> dict:
+        return self.data
+
+
+@pytest.fixture
+def suggest_calls(jp_serverapp):
+    """The server's job registry with a suggest function that records its calls (no kernel:
+    the real suggestion runs in the browser test)."""
+    from nb2prod.lab.jobs import JobRegistry
+
+    calls: list = []
+
+    def suggest(path, content=None):
+        calls.append((path, content))
+        return _Suggestion(path, content)
+
+    settings = jp_serverapp.web_app.settings
+    settings["nb2prod_jobs"].close()
+    settings["nb2prod_jobs"] = registry = JobRegistry(suggest=suggest)
+    yield calls
+    registry.close()
+
+
+async def test_suggest_starts_a_job_whose_answer_carries_the_suggestion(
+    jp_fetch, root: Path, suggest_calls: list
+) -> None:
+    # Given the editor's copy of a Kale-tagged notebook in the root
+    (root / KALE).write_text((UI / KALE).read_text())
+    content = json.loads((UI / KALE).read_text())
+    # When the panel asks for a suggestion
+    started = await post(jp_fetch, "suggest", {"path": KALE, "content": content})
+    # Then a suggest job starts on that notebook and that content, and once done its answer
+    # carries the suggestion (the library's to_dict())
+    assert started.code == 202
+    assert answer(started)["job"]["kind"] == "suggest"
+    job = await wait_for(jp_fetch, answer(started)["id"], timeout=10)
+    assert job["state"] == "succeeded"
+    assert suggest_calls == [((root / KALE).resolve(), content)]
+    assert job["suggestion"]["seen"] == content
+    assert job["stages"] == {"suggest": "done"}
+    listed = answer(await jp_fetch("nb2prod", "jobs", params={"path": KALE}))["jobs"]
+    assert [(j["id"], j["kind"]) for j in listed] == [(job["id"], "suggest")]
+
+
+async def test_suggest_of_unreadable_content_is_400_and_starts_nothing(
+    jp_fetch, root: Path, suggest_calls: list
+) -> None:
+    body = {"path": "diabetes.ipynb", "content": {"cells": "none"}}
+    response = await post(jp_fetch, "suggest", body)
+    assert response.code == 400
+    assert answer(response)["error"] == "NotebookError"
+    assert await jobs(jp_fetch) == []
+    assert suggest_calls == []
+
+
+SUGGESTION = {  # the shape of Suggestion.to_dict(), for the cells of kale_passengers.ipynb
+    "notebook": KALE,
+    "cells": [
+        {"role": "features", "source": "def features(df):\n    return df", "insert_after_index": 3}
+    ],
+    "skipped": [5],
+    "tags": [{"cell_index": 6, "role": "train"}],
+    "settings": {"reference": "X_raw"},
+    "notes": [],
+    "parity": {"columns": [], "rows": 0, "ok": True},
+    "diff": "",
+}
+
+
+async def test_accepting_a_suggestion_keeps_the_originals_as_skip_cells(
+    jp_fetch, root: Path
+) -> None:
+    # Given the editor's content and a suggestion for it
+    content = json.loads((UI / KALE).read_text())
+    # When the panel accepts it
+    response = await post(jp_fetch, "suggest/apply", {"content": content, "suggestion": SUGGESTION})
+    # Then the answer is the library's applied notebook: the new cell after cell 3, the
+    # replaced cell 5 kept word for word as a skip cell, and the settings written
+    assert response.code == 200
+    applied = answer(response)["content"]
+    assert applied == nb2prod.suggest.apply(content, SUGGESTION)
+    sources = ["".join(c["source"]) for c in applied["cells"]]
+    assert sources[4] == "def features(df):\n    return df"
+    assert applied["cells"][4]["metadata"]["tags"] == ["nb2prod:features"]
+    original = applied["cells"][6]
+    assert "".join(original["source"]) == "".join(content["cells"][5]["source"])
+    assert original["metadata"]["tags"] == ["block:features", "prev:load", "nb2prod:skip"]
+    assert applied["metadata"]["nb2prod"] == {"reference": "X_raw"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"suggestion": SUGGESTION},
+        {"content": json.loads((UI / KALE).read_text()), "suggestion": "accept"},
+        {"content": {"cells": []}, "suggestion": SUGGESTION},  # made for other cells
+    ],
+    ids=["no-content", "suggestion-not-an-object", "other-cells"],
+)
+async def test_apply_refusals_are_400(jp_fetch, root: Path, body: dict) -> None:
+    response = await post(jp_fetch, "suggest/apply", body)
+    assert response.code == 400
+    assert answer(response)["error"] == "RequestError"
+    assert answer(response)["message"].endswith(".")

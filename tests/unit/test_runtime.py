@@ -4,13 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from nb2prod.serving.limits import RequestLimits
-from nb2prod.serving.runtime import Batcher, NonFinite, check_features, check_outputs
+from nb2prod.serving.runtime import (
+    Batcher,
+    ModelNotLoaded,
+    NonFinite,
+    check_features,
+    check_outputs,
+    load_model,
+)
+
+# --- the generated tests' model ------------------------------------------------------------
+
+
+def test_the_tests_model_comes_from_the_file_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"fitted": True}))
+    monkeypatch.setenv("NB2PROD_MODEL_FILE", str(tmp_path / "model.pkl"))
+    assert load_model("churn-model:v1") == {"fitted": True}
+
+
+def test_a_model_that_cannot_load_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NB2PROD_MODEL_FILE", "train/model.pkl")  # relative to another folder
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotLoaded) as info:
+        load_model("churn-model:v1")
+    assert str(info.value).startswith(
+        "cannot load the model from NB2PROD_MODEL_FILE=train/model.pkl (FileNotFoundError: "
+    )
+    (tmp_path / "broken.pkl").write_bytes(b"not a pickle")
+    monkeypatch.setenv("NB2PROD_MODEL_FILE", str(tmp_path / "broken.pkl"))
+    with pytest.raises(ModelNotLoaded, match=r"broken\.pkl \(UnpicklingError: "):
+        load_model("churn-model:v1")
+
 
 # --- non-finite features and predictions -------------------------------------------------
 

@@ -275,3 +275,37 @@ def test_failures_are_counted_once_each_and_the_list_is_capped(validation) -> No
     assert len(set(keys)) == len(keys)
     assert [f["row"] for f in failures] == sorted(f["row"] for f in failures)
     assert failures[0]["row"] == 0 and failures[-1]["row"] == 499
+
+
+def test_a_column_json_cannot_type_gets_the_schema_dtype_without_coerce(validation) -> None:
+    """All nulls arrive as objects and whole numbers as ints; a schema without coerce gets its
+    own dtypes (float NaN, NaT), so the entry point sees what training saw."""
+    schema = pa.DataFrameSchema(
+        {
+            "age": pa.Column(float, pa.Check.ge(0), nullable=True),
+            "when": pa.Column("datetime64[ns]", nullable=True),
+            "name": pa.Column(str, nullable=True),
+            "n": pa.Column(int),
+        }
+    )
+    columns = ["age", "when", "name", "n"]
+    for fast in (True, False):
+        frame, failures = validation.validate(
+            schema, [{"age": None, "when": None, "name": None, "n": 1}], columns, fast=fast
+        )
+        assert not failures
+        assert frame.dtypes.astype(str).to_dict() == {
+            "age": "float64",
+            "when": "datetime64[ns]",
+            "name": "object",
+            "n": "int64",
+        }
+        assert math.isnan(frame.at[0, "age"]) and frame.at[0, "name"] is None  # not "None"
+        whole, failures = validation.validate(
+            schema, [{"age": 30, "when": None, "name": "a", "n": 2}], columns, fast=fast
+        )
+        assert not failures and whole["age"].dtype == "float64" and whole.at[0, "age"] == 30.0
+    _, failures = validation.validate(
+        schema, [{"age": -1, "when": None, "name": None, "n": 1}], columns
+    )
+    assert [(f["column"], f["check"]) for f in failures] == [("age", "greater_than_or_equal_to(0)")]

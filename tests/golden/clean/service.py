@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
+from nb2prod_contract import request_schema, row_schema
 from nb2prod_limits import RequestLimits
 from nb2prod_runtime import Batcher, NonFinite, check_features, check_outputs
 from nb2prod_sink import Sink
@@ -30,6 +31,9 @@ MODEL_VERSION = "<version>"
 INPUT_SCHEMA = Raw.to_schema()  # built once, at import
 INPUT_COLUMNS = ["x", "color"]
 MAX_ROWS = 10000
+# /metadata's JSON Schemas: one row object, and the body /predict takes (a list of them)
+ROW_SCHEMA = row_schema(INPUT_SCHEMA, INPUT_COLUMNS)
+REQUEST_SCHEMA = request_schema(ROW_SCHEMA, MAX_ROWS)
 MAX_BODY_BYTES = 3840000  # sized from MAX_ROWS; NB2PROD_MAX_BODY_MB overrides it
 INVALID_STATUS = 422
 # Values that coercion would change (12.7 in an int column, "12", true) are refused unless the
@@ -183,8 +187,8 @@ class Clean:
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> dict[str, Any]:
-        """The build manifest and the input schema as JSON Schema."""
-        return {"manifest": MANIFEST, "input_schema": Raw.to_json_schema()}
+        """The build manifest, and as JSON Schema one input row and the /predict body."""
+        return {"manifest": MANIFEST, "input_schema": ROW_SCHEMA, "request_schema": REQUEST_SCHEMA}
 
 
 # Limits at the door, before BentoML parses a body: size (413), type (415), read time (408).

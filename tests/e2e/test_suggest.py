@@ -1,0 +1,125 @@
+"""The acceptance path of issue 11: a Kale-tagged imperative notebook goes through
+``nb2prod tag --from kale``, ``nb2prod suggest --apply`` and ``nb2prod build`` with no edit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support import FIXTURES
+
+BYO = FIXTURES / "byo"
+
+
+@pytest.fixture(scope="module")
+def lifted(tmp_path_factory: pytest.TempPathFactory, bentoml_home: Path):
+    """One suggest run and one build, shared by the tests below."""
+    from typer.testing import CliRunner
+
+    from nb2prod.builder.pipeline import build
+    from nb2prod.cli import app
+
+    work = tmp_path_factory.mktemp("byo")
+    shutil.copy(BYO / "titanic_kale.ipynb", work)
+    shutil.copytree(BYO / "data", work / "data")
+    runner = CliRunner()
+    tagged = runner.invoke(
+        app,
+        ["tag", str(work / "titanic_kale.ipynb"), "--from", "kale", "--out", str(work / "X.ipynb")],
+    )
+    assert tagged.exit_code == 0, tagged.output
+    suggested = runner.invoke(
+        app, ["suggest", str(work / "X.ipynb"), "--json", "--apply", "--out", str(work / "Y.ipynb")]
+    )
+    assert suggested.exit_code == 0, suggested.output
+    report = json.loads(suggested.stdout[suggested.stdout.index("{") :])
+    result = build(work / "Y.ipynb", out_dir=work / "bentos")
+    return work, report, result
+
+
+def test_the_parity_report_names_every_changed_column_and_why(lifted) -> None:
+    _, report, _ = lifted
+    parity = report["parity"]
+    changed = {c["column"]: c for c in parity["columns"] if c["differ"]}
+    assert set(changed) == {"Age", "FamilySize", "IsAlone"}
+    assert changed["Age"]["reason"].startswith("deliberate: random imputation of Age")
+    assert 0 < changed["Age"]["differ"] < parity["rows"]
+    for column in ("FamilySize", "IsAlone"):
+        assert changed[column]["only_in"] == "suggestion"
+        assert changed[column]["reason"].startswith(
+            "original notebook bug: the original notebook's loop in cell 8 line 1 changed the "
+            "old train_df: cell 7 line 1 rebound train_df"
+        )
+    assert parity["ok"] and parity["rows"] == 420
+    kinds = {(n["kind"], n["cell_index"]) for n in report["notes"]}
+    assert ("deliberate", 9) in kinds and ("bug", 8) in kinds
+    assert report["settings"]["learned"] == ["EMBARKED_MODE", "AGE_FILL", "FARE_MEDIAN"]
+
+
+def test_the_applied_notebook_keeps_its_format_and_its_originals(lifted) -> None:
+    work, report, _ = lifted
+    before = json.loads((work / "X.ipynb").read_text())
+    after = json.loads((work / "Y.ipynb").read_text())
+    assert (after["nbformat"], after["nbformat_minor"]) == (4, 4)
+    assert not any("id" in c for c in after["cells"])
+    originals = [c for c in after["cells"] if c["metadata"].get("nb2prod_original")]
+    assert [c["source"] for c in originals] == [
+        before["cells"][i]["source"] for i in report["skipped"]
+    ]
+    assert all("nb2prod:skip" in c["metadata"]["tags"] for c in originals)
+    roles = [
+        t for c in after["cells"] for t in c["metadata"].get("tags", []) if t.startswith("nb2prod:")
+    ]
+    assert {"nb2prod:schema", "nb2prod:features", "nb2prod:train", "nb2prod:evaluate"} <= set(roles)
+
+
+def test_the_suggested_notebook_builds_with_the_property_gate(lifted) -> None:
+    _, _, result = lifted
+    src = result.build_dir / "src"
+    manifest = json.loads((src / "nb2prod.json").read_text())
+    assert set(manifest["learned"]) == {"EMBARKED_MODE", "AGE_FILL", "FARE_MEDIAN"}
+    assert manifest["learned"]["EMBARKED_MODE"] == "'S'"
+    features = (src / "lifted" / "features.py").read_text()
+    assert "np.random" not in features and 'EMBARKED_MODE = "S"' in features
+    assert manifest["properties"]["gate"] is True and not manifest["properties"]["skipped"]
+    assert "test_row_independence" in manifest["properties"]["tests"]
+
+
+def test_the_applied_notebook_checks_with_no_warnings(lifted) -> None:
+    from nb2prod.notebook.check import check
+
+    work, _, _ = lifted
+    findings = check(work / "Y.ipynb").findings
+    assert [f.code for f in findings if f.severity in ("warning", "error")] == []
+
+
+def test_parity_of_a_hand_edited_entry_point_names_exactly_the_edited_column(lifted) -> None:
+    """One papermill run: the marked originals against the notebook's own, edited features."""
+    from typer.testing import CliRunner
+
+    from nb2prod.cli import app
+
+    work, _, _ = lifted
+    node = json.loads((work / "Y.ipynb").read_text())
+    (cell,) = [c for c in node["cells"] if "nb2prod:features" in c["metadata"].get("tags", [])]
+    source = "".join(cell["source"])
+    rule = "map({'female': 1, 'male': 0})"
+    assert rule in source
+    cell["source"] = source.replace(rule, "map({'female': 0, 'male': 1})")
+    (work / "Z.ipynb").write_text(json.dumps(node))
+    result = CliRunner().invoke(app, ["suggest", str(work / "Z.ipynb"), "--json"])
+    assert result.exit_code == 1, result.output  # automatic: it has an entry point
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    parity = report["parity"]
+    by = {c["column"]: c for c in parity["columns"]}
+    assert [c for c, v in by.items() if v["reason"].startswith("unexplained")] == ["Sex"]
+    assert by["Sex"]["differ"] == parity["rows"] == 420
+    assert by["Sex"]["examples"][0]["original"] + by["Sex"]["examples"][0]["suggested"] == 1
+    assert by["Age"]["reason"].startswith("deliberate: random imputation of Age")
+    assert by["FamilySize"]["reason"].startswith("original notebook bug")
+    assert not parity["ok"] and report["original_cells"] == [
+        i for i, c in enumerate(node["cells"]) if c["metadata"].get("nb2prod_original")
+    ]
