@@ -59,6 +59,8 @@ def print_tag_report(console: Console, report: TagReport) -> None:
     cells = len({m.cell_index for m in report.tagged})
     console.print(f"{cells} cell(s) tagged, {len(report.unmapped)} tag(s) not mapped")
     if report.written:
+        for key, value in report.settings.items():
+            console.print(f"setting nb2prod.{key} = {escape(repr(value))}")
         console.print(
             f"wrote [bold]{escape(str(report.written))}[/]; the {report.dialect} tags stay"
         )

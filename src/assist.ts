@@ -390,7 +390,7 @@ export class Assist {
     'Suggest contract cells'
   );
   private readonly _progress = h('div', { class: 'jp-nb2prod-suggest-progress' });
-  private readonly _log = h('pre', { class: 'jp-nb2prod-log' });
+  private readonly _log = h('pre', { class: 'jp-nb2prod-suggest-log' });
   private readonly _view = h('div', { class: 'jp-nb2prod-suggestion' });
   private readonly _accept = h(
     'button',

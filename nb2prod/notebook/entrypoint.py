@@ -124,7 +124,8 @@ class EntrypointChecks:
                 "no-schema",
                 "error",
                 "has no nb2prod:schema cell with a Pandera DataFrameModel, so requests "
-                "cannot be validated.",
+                f"cannot be validated; `nb2prod suggest {self.nb.path.name}` infers one from "
+                "the training frame.",
                 schema_cells[0] if schema_cells else None,
             )
             return None

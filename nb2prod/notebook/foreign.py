@@ -44,6 +44,7 @@ class Reading:
     kind: str  # "role", "untagged" (on purpose), "metadata" (reported), "unclear"
     role: str | None  # the role the import gives the cell, for kind "role"
     reason: str
+    setting: tuple[str, str] | None = None  # a notebook setting the role needs: ("model", name)
 
 
 def _directives(cell: Cell) -> list[tuple[int, str]]:
@@ -84,6 +85,7 @@ class _Reader:
 
     def __init__(self, nb: Notebook, dialects: tuple[str, ...]) -> None:
         self.nb, self.settings = nb, nb.settings
+        self.raw_settings = nb.node["metadata"].get("nb2prod") or {}
         self.tags = [t for t in detect(nb) if t.dialect in dialects]
         self.cells = {c.index: c for c in nb.cells}
         self._parsed: dict[int, ParsedCell] = {}
@@ -97,6 +99,20 @@ class _Reader:
             None,
         )
         self.parameters_cell = given[0].index if given else first
+
+    def _predicts(self, name: str) -> bool:
+        """Some cell predicts with ``name``: an estimator, not a scaler fitted in a step."""
+        for cell in self.nb.cells:
+            tree = self.parsed(cell.index).tree
+            for node in ast.walk(tree) if tree is not None and cell.role != "skip" else ():
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr in ("predict", "predict_proba", "decision_function", "score")
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == name
+                ):
+                    return True
+        return False
 
     def parsed(self, index: int) -> ParsedCell:
         if index not in self._parsed:
@@ -188,6 +204,10 @@ class _Reader:
             return Reading(tag, "role", "train", why)
         if fits:
             return Reading(tag, "role", "train", f"the step fits `{model}`")
+        other = _fitted(parsed.tree)
+        if other and "model" not in self.raw_settings and not assigns and self._predicts(other):
+            why = f"the step fits `{other}`; nb2prod.model is set to `{other}`"
+            return Reading(tag, "role", "train", why, ("model", other))
         if assigns:
             return Reading(tag, "role", "evaluate", f"the step assigns `{metrics}`")
         does = (
@@ -288,6 +308,30 @@ def _fits(tree: ast.AST, model: str) -> bool:
         isinstance(c.func.value, ast.Name) and c.func.value.id == model for c in fit_calls
     )
     return on_model or bool(fit_calls and _assigns(tree, model))
+
+
+def _fitted(tree: ast.AST) -> str | None:
+    """The name a cell fits an estimator into: ``rf.fit(X, y)`` or ``rf = Est().fit(X, y)``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            call, target = node.value, node.targets[0]
+            if (
+                isinstance(target, ast.Name)
+                and isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "fit"
+            ):
+                return target.id
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "fit"
+            and isinstance(node.value.func.value, ast.Name)
+        ):
+            return node.value.func.value.id
+    return None
 
 
 def _loads(tree: ast.AST) -> bool:

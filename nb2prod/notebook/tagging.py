@@ -50,6 +50,7 @@ class TagReport:
     mapped: list[Mapped] = field(default_factory=list)
     unmapped: list[Unmapped] = field(default_factory=list)
     written: Path | None = None  # where the tagged notebook went; None: nothing written
+    settings: dict[str, str] = field(default_factory=dict)  # notebook settings the roles need
 
     @property
     def tagged(self) -> list[Mapped]:
@@ -65,6 +66,7 @@ class TagReport:
             ],
             "unmapped": [asdict(u) for u in self.unmapped],
             "written": str(self.written) if self.written else None,
+            "settings": dict(self.settings),
         }
 
 
@@ -107,6 +109,8 @@ def plan(nb: Notebook, source: str = "auto") -> tuple[dict[int, str], TagReport]
                 report.unmapped.append(Unmapped(*where, f"already tagged {role_tag(cell.role)}"))
             elif r is first and r.kind == "role":
                 roles[cell.index] = r.role
+                if r.setting:
+                    report.settings.setdefault(*r.setting)
                 report.mapped.append(Mapped(*where, r.role, r.reason))
             elif first.kind == "role" and r.kind in ("role", "untagged"):
                 because = f"the cell takes {role_tag(first.role)} from `{first.tag.written}`"
@@ -118,9 +122,12 @@ def plan(nb: Notebook, source: str = "auto") -> tuple[dict[int, str], TagReport]
     return roles, report
 
 
-def _apply(node: dict[str, Any], roles: dict[int, str]) -> dict[str, Any]:
-    """A copy of the notebook JSON with each role's tag appended; every other byte kept."""
+def _apply(node: dict[str, Any], roles: dict[int, str], settings: dict[str, str]) -> dict[str, Any]:
+    """A copy of the notebook JSON with each role's tag appended (and the settings the roles
+    need, such as ``nb2prod.model``); every other byte kept."""
     out = copy.deepcopy(node)
+    if settings:
+        out["metadata"]["nb2prod"] = {**(out["metadata"].get("nb2prod") or {}), **settings}
     for index, role in roles.items():
         tags = out["cells"][index].setdefault("metadata", {}).setdefault("tags", [])
         if role_tag(role) not in tags:
@@ -145,7 +152,7 @@ def import_tags(nb: Notebook, source: str = "auto") -> tuple[dict[str, Any], Tag
         TagError: ``source`` is unknown, or the notebook has none of its tags.
     """
     roles, report = plan(nb, source)
-    return _apply(nb.node, roles), report
+    return _apply(nb.node, roles, report.settings), report
 
 
 def dumps(node: dict[str, Any]) -> str:
@@ -223,6 +230,6 @@ def tag_file(
     if hashlib.sha256(text.encode()).hexdigest() != nb.sha256:
         raise TagError(f"{shown(path)} changed while it was being tagged; run again.")
     raw = json.loads(text)
-    _write(target, dumps(_apply(raw, roles)), mode_from=path)
+    _write(target, dumps(_apply(raw, roles, report.settings)), mode_from=path)
     report.written = target
     return report

@@ -228,7 +228,12 @@ def _kind(dtype: Any) -> str | None:
         return "int"
     if text.startswith("float"):
         return "float"
-    return None
+    return "str" if text in ("str", "string") else None
+
+
+def _json_type(value: Any) -> str:
+    kinds = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _lossy(value: Any, kind: str | None) -> str | None:
@@ -239,6 +244,8 @@ def _lossy(value: Any, kind: str | None) -> str | None:
     """
     if value is None:
         return None
+    if kind == "str":  # unchecked, a number would reach the entry point in a text column
+        return None if isinstance(value, str) else f"not a string (a JSON {_json_type(value)})"
     if isinstance(value, bool):
         return "a boolean is not a number" if kind else None
     if isinstance(value, int):
@@ -284,7 +291,9 @@ def _shown(value: Any) -> Any:
     )
 
 
-def _failures(exc: SchemaError | SchemaErrors, positions: pd.Index) -> list[dict[str, Any]]:
+def _failures(
+    exc: SchemaError | SchemaErrors, positions: pd.Index, schema: Any
+) -> list[dict[str, Any]]:
     cases = getattr(exc, "failure_cases", None)
     if not isinstance(cases, pd.DataFrame):
         return [
@@ -303,7 +312,8 @@ def _failures(exc: SchemaError | SchemaErrors, positions: pd.Index) -> list[dict
         column = case.get("column")
         if check in _COLUMN_CHECKS:
             column, value = value, None
-        if check.startswith("dtype("):
+        coerced = schema.coerce or getattr(schema.columns.get(column), "coerce", False)
+        if check.startswith("dtype(") and coerced:
             continue  # reported as the coerce_dtype failure on the same cell
         row = None if index is None or pd.isna(index) else int(positions[int(index)])
         found.append({"row": row, "column": column, "check": check, "value": json_value(value)})
@@ -384,7 +394,11 @@ def validate(
         try:
             valid = schema.validate(frame, lazy=True)
         except (SchemaError, SchemaErrors) as exc:
-            new = [f for f in _failures(exc, positions) if (f["row"], f["column"]) not in refused]
+            new = [
+                f
+                for f in _failures(exc, positions, schema)
+                if (f["row"], f["column"]) not in refused
+            ]
             for failure in new:
                 found.add(failure)
             again = {

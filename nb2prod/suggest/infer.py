@@ -7,6 +7,7 @@ and writes the schema cell's text from what ``describe`` returned (plain JSON).
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -32,21 +33,53 @@ def _number(value: Any, kind: str) -> Any:
     return int(value) if kind == "int" and value.is_integer() else value
 
 
+def _round(value: float, up: bool) -> float:
+    """``value`` to two significant digits, away from the observed range's inside."""
+    if value == 0:
+        return 0.0
+    digits = 1 - math.floor(math.log10(abs(value)))
+    return round((math.ceil if up else math.floor)(value * 10**digits) / 10**digits, digits)
+
+
+def widen(low: Any, high: Any, kind: str) -> tuple[Any, Any]:
+    """The observed range ``[low, high]`` widened by its own width, and down to 0 for a
+    column that was never negative: a new but plausible value (an older passenger, a bigger
+    fare) passes, while the property gate's extremes stay finite (``astype(int)`` of 1e308
+    would overflow)."""
+    span = (high - low) or abs(high) or 1
+    lo = 0 if low >= 0 else _round(low - span, up=False)
+    hi = _round(high + span, up=True)
+    if kind == "int":
+        return math.floor(lo), math.ceil(hi)
+    return float(lo), float(hi)
+
+
 def describe(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each column as Pandera infers it: kind, nullable, observed range, category set."""
+    """Each column as Pandera infers it: kind, nullable, range (widened), category set; ids
+    and free text (``monitoring.columns.classify``) get neither range nor set."""
     import pandera.pandas as pa
+
+    from nb2prod.monitoring.columns import classify
 
     schema = pa.infer_schema(frame)
     columns = []
     for name, column in schema.columns.items():
         kind = _kind(str(column.dtype))
         item: dict[str, Any] = {"name": str(name), "kind": kind, "nullable": bool(column.nullable)}
+        role = "numerical" if kind in ("int", "float") else "categorical"
+        unique = classify(str(name), frame[name], role)
+        if unique is not None:  # every request brings new ids and new text: no range, no set
+            item["unbounded"] = f"{unique.reason}: {unique.detail}"
+            columns.append(item)
+            continue
         for check in column.checks:
             stats = check.statistics or {}
             if "min_value" in stats:
                 item["ge"] = _number(stats["min_value"], kind)
             if "max_value" in stats:
                 item["le"] = _number(stats["max_value"], kind)
+        if "ge" in item and "le" in item and kind in ("int", "float"):
+            item["ge"], item["le"] = widen(item["ge"], item["le"], kind)
         if kind == "str":
             values = frame[name].dropna()
             distinct = sorted({str(v) for v in values})
@@ -98,6 +131,8 @@ def model_lines(name: str, columns: list[dict[str, Any]], doc: str, output: bool
             args.insert(0, f"alias={column['name']!r}")
         value = f" = pa.Field({', '.join(args)})" if args else ""
         lines.append(f"    {attr}: Series[{annotation}]{value}")
+        if "unbounded" in column:
+            lines[-1] += f"  # {column['unbounded']}: no observed range"
     return lines
 
 
@@ -115,8 +150,9 @@ def render(inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> str:
         *model_lines(
             INPUT_MODEL,
             inputs,
-            "A request row, inferred from the training frame: types, nulls, observed ranges\n"
-            "    and category sets (review the bounds: requests outside them are refused).",
+            "A request row, inferred from the training frame: types, nulls, the observed\n"
+            "    ranges widened by their width, and category sets; ids and free text unbounded.\n"
+            "    Review the bounds: requests outside them are refused.",
             output=False,
         ),
         "",

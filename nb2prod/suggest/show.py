@@ -16,7 +16,11 @@ def print_suggestion(console: Console, suggestion: Suggestion) -> None:
     """The unified diff as syntax, one line per note, and the parity table."""
     from rich.syntax import Syntax
 
-    console.print(Syntax(suggestion.diff or "(no change)", "diff", word_wrap=True))
+    diff = suggestion.diff or "(no change)"
+    if console.is_terminal:
+        console.print(Syntax(diff, "diff", word_wrap=True))
+    else:  # a file or a pipe: every line whole, as `patch` and a reviewer need it
+        console.out(diff, highlight=False)
     for note in suggestion.notes:
         where = f"cell {note.cell_index}, line {note.line}" if note.cell_index is not None else ""
         style = _STYLE.get(note.kind, "")

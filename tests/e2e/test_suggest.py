@@ -123,3 +123,49 @@ def test_parity_of_a_hand_edited_entry_point_names_exactly_the_edited_column(lif
     assert not parity["ok"] and report["original_cells"] == [
         i for i, c in enumerate(node["cells"]) if c["metadata"].get("nb2prod_original")
     ]
+
+
+def test_the_suggested_bento_serves_and_monitor_leaves_ids_and_free_text_out(lifted) -> None:
+    """The bento of a notebook nobody wrote for nb2prod, in production: served over real HTTP
+    (a wrong type is a 422 naming row and column), and ``nb2prod monitor`` on a fresh sample
+    of the training distribution, with an ID and a free-text column present, exits 0."""
+    import subprocess
+
+    import httpx
+    import numpy as np
+
+    from tests.fixtures.byo.make_fixtures import passengers
+    from tests.support import BIN, records, serve
+
+    work, _, result = lifted
+    fresh = passengers(np.random.default_rng(2026), 400, start=5001, labels=False)
+    rows = records(fresh.head(8))
+    with serve(result.tag) as base:
+        # Given the served bento, when fresh rows arrive (nulls in Age and Embarked included)
+        answer = httpx.post(f"{base}/predict", json={"rows": rows}, timeout=60)
+        # Then every row gets a prediction
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["predictions"]) == 8
+        # And a number where a name belongs is a 422 naming the row and the column
+        bad = [rows[0], {**rows[1], "Name": 7}]
+        refused = httpx.post(f"{base}/predict", json={"rows": bad}, timeout=60)
+        assert refused.status_code == 422, refused.text
+        assert [(f["row"], f["column"]) for f in refused.json()["failures"]] == [(1, "Name")]
+
+    def monitor(current: Path) -> subprocess.CompletedProcess:
+        command = [str(BIN / "nb2prod"), "monitor", result.tag, "--current", str(current)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    # When the real command monitors a fresh sample of the training distribution
+    fresh.to_csv(work / "fresh.csv", index=False)
+    done = monitor(work / "fresh.csv")
+    # Then it exits 0 and says which columns it left out of drift, and why
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "left out of drift: PassengerId (detected as ID-like" in said
+    assert "Name (detected as free text" in said
+    assert done.stderr == ""
+    # And a sample of older men in third class (every value inside the schema) is drift, exit 1
+    shifted = fresh.assign(Age=fresh["Age"].clip(lower=45), Pclass=3, Sex="male")
+    shifted.to_csv(work / "shifted.csv", index=False)
+    assert monitor(work / "shifted.csv").returncode == 1

@@ -185,7 +185,8 @@ def open_notebook(page, lab: dict, name: str = EXAMPLE.name, count: int = 16):
     cells and the panel."""
     from playwright.sync_api import expect
 
-    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+    # ?reset: a fresh workspace, not the notebooks an earlier test left open on this server
+    page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")
     cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
     expect(cells).to_have_count(count, timeout=60_000)
     page.locator('.jp-SideBar.jp-mod-left [data-id="filebrowser"]').click()  # more room

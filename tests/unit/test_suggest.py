@@ -149,8 +149,8 @@ def test_describe_uses_pandera_inference() -> None:
         "name": "Pclass",
         "kind": "int",
         "nullable": False,
-        "ge": 1,
-        "le": 3,
+        "ge": 0,  # observed 1 to 3, widened by its width and down to 0
+        "le": 5,
     }
 
 
@@ -329,3 +329,29 @@ def test_a_call_of_the_entry_point_that_feeds_the_train_cell_is_training_through
     skipped["cells"][6]["metadata"]["tags"] = ["nb2prod:skip"]
     skipped["cells"][5]["metadata"]["tags"] = []
     assert "entrypoint-not-called" in _warnings(skipped)
+
+
+def test_inferred_ranges_are_widened_and_ids_and_free_text_are_unbounded() -> None:
+    """A schema inferred from 420 passengers must take the 421st: a new id, a new name, an
+    older passenger; and still bound what the property gate draws."""
+    import numpy as np
+    import pandas as pd
+
+    from nb2prod.suggest.infer import describe, render
+    from tests.fixtures.byo.make_fixtures import passengers
+
+    frame = passengers(np.random.default_rng(7), 420, start=1, labels=False)
+    columns = {c["name"]: c for c in describe(frame)}
+    assert {"ge", "le", "isin"}.isdisjoint(columns["PassengerId"])
+    assert columns["PassengerId"]["unbounded"].startswith("id-like")
+    assert columns["Name"]["unbounded"].startswith("free-text")
+    observed = frame["Age"].max()
+    assert columns["Age"]["ge"] == 0 and observed * 1.5 < columns["Age"]["le"] < observed * 2.5
+    assert columns["Sex"]["isin"] == ["female", "male"]
+    namespace: dict = {}
+    exec(compile(render(list(columns.values()), []), "s", "exec", dont_inherit=True), namespace)  # noqa: S102
+    newcomer = passengers(np.random.default_rng(8), 50, start=9001, labels=False)
+    newcomer.loc[0, "Age"] = float(observed) + 5
+    namespace["RawInput"].validate(newcomer)  # raises if a fresh passenger is refused
+    with pytest.raises(Exception, match="less_than_or_equal_to"):
+        namespace["RawInput"].validate(newcomer.assign(Age=pd.Series([1e308] * 50)))

@@ -244,3 +244,67 @@ def test_cli_user_error_is_one_line_on_stderr_exit_1(tmp_path: Path) -> None:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Pass --out PATH or --in-place")
+
+
+def _kale_notebook(tmp_path: Path, train_step: str, features_step: str) -> Path:
+    def cell(source: str, tags: list[str]) -> dict:
+        return {
+            "cell_type": "code",
+            "metadata": {"tags": tags},
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+        }
+
+    node = {
+        "nbformat": 4,
+        "nbformat_minor": 4,
+        "metadata": {},
+        "cells": [
+            cell(
+                "import pandas as pd\nfrom sklearn.preprocessing import StandardScaler\n"
+                "from sklearn.ensemble import RandomForestClassifier",
+                ["imports"],
+            ),
+            cell('df = pd.read_csv("train.csv")\nX_train = df.drop(columns=["y"])', ["block:load"]),
+            cell(features_step, ["block:scale", "prev:load"]),
+            cell(train_step, ["block:train", "prev:scale"]),
+            cell("acc = (rf.predict(X_train) == df['y']).mean()", ["pipeline-metrics"]),
+        ],
+    }
+    path = tmp_path / "steps.ipynb"
+    path.write_text(json.dumps(node))
+    return path
+
+
+def test_a_training_step_fitting_another_name_is_train_and_sets_the_model(tmp_path: Path) -> None:
+    # Given Kale steps where a scaler is fitted in one and `rf`, later used to predict, in another
+    path = _kale_notebook(
+        tmp_path,
+        train_step="rf = RandomForestClassifier()\nrf.fit(scaler.transform(X_train), df['y'])",
+        features_step="scaler = StandardScaler().fit(X_train)",
+    )
+    # When the Kale tags are imported
+    node, report = import_tags(read(path), "kale")
+    # Then the step that fits the predicting estimator is the train cell and nb2prod.model
+    # names it; the scaler's step stays training code
+    roles = {m.cell_index: m.role for m in report.mapped}
+    assert roles[3] == "train" and roles[2] is None
+    assert report.settings == {"model": "rf"}
+    assert node["metadata"]["nb2prod"] == {"model": "rf"}
+    assert "nb2prod.model is set to `rf`" in next(
+        m.reason for m in report.mapped if m.role == "train"
+    )
+
+
+def test_a_model_setting_the_notebook_has_is_never_overwritten(tmp_path: Path) -> None:
+    path = _kale_notebook(
+        tmp_path,
+        train_step="rf = RandomForestClassifier()\nrf.fit(X_train, df['y'])",
+        features_step="scaler = StandardScaler().fit(X_train)",
+    )
+    node = json.loads(path.read_text())
+    node["metadata"]["nb2prod"] = {"model": "clf"}
+    path.write_text(json.dumps(node))
+    _, report = import_tags(read(path), "kale")
+    assert report.settings == {} and all(m.role != "train" for m in report.mapped)

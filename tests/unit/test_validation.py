@@ -309,3 +309,22 @@ def test_a_column_json_cannot_type_gets_the_schema_dtype_without_coerce(validati
         schema, [{"age": -1, "when": None, "name": None, "n": 1}], columns
     )
     assert [(f["column"], f["check"]) for f in failures] == [("age", "greater_than_or_equal_to(0)")]
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_wrong_type_for_a_schema_without_coerce_is_a_failure_naming_row_and_column(
+    validation: ModuleType, lenient: bool
+) -> None:
+    """Without ``coerce`` Pandera reports a wrong dtype for the whole column; that report must
+    reach the client (it used to be dropped, and a number reached a text column's code)."""
+
+    class Passenger(pa.DataFrameModel):
+        name: pa.typing.Series[str]
+        fare: pa.typing.Series[float] = pa.Field(ge=0)
+
+    schema = Passenger.to_schema()
+    rows = [{"name": "Braund, Mr. Owen", "fare": 7.25}, {"name": 7, "fare": 8.05}]
+    _, failures = validation.validate(schema, rows, ["name", "fare"], lenient=lenient)
+    assert [(f["row"], f["column"], f["value"]) for f in failures] == [(1, "name", 7)]
+    frame, clean = validation.validate(schema, rows[:1], ["name", "fare"], lenient=lenient)
+    assert list(clean) == [] and frame["name"].tolist() == ["Braund, Mr. Owen"]
