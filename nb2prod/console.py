@@ -6,8 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from nb2prod.builder.pipeline import STAGES
-
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -17,7 +15,6 @@ if TYPE_CHECKING:
     from nb2prod.notebook.tagging import TagReport
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-STAGE_TEXT = {s.name: s.doing for s in STAGES}
 
 
 def console(stderr: bool = False) -> Console:
@@ -78,6 +75,9 @@ def build_progress(console: Console) -> Iterator[Callable[[str, str], None]]:
     """A Rich progress display; yields the callback that ``build`` reports stages to."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from nb2prod.builder.pipeline import STAGES  # here: `nb2prod check` skips the builder
+
+    stage_text = {s.name: s.doing for s in STAGES}
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -88,7 +88,7 @@ def build_progress(console: Console) -> Iterator[Callable[[str, str], None]]:
         tasks: dict[str, Any] = {}
 
         def update(stage: str, event: str) -> None:
-            text = STAGE_TEXT.get(stage, stage)
+            text = stage_text.get(stage, stage)
             if event == "start":
                 tasks[stage] = progress.add_task(text, total=1)
             elif stage in tasks:

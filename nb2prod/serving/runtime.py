@@ -65,6 +65,34 @@ def check_outputs(outputs: np.ndarray, columns: list[str]) -> None:
         raise NonFinite(int(row), columns[min(col, len(columns) - 1)], "prediction")
 
 
+def complete(features: Any) -> bool:
+    """No missing value anywhere in the model's input (``check_features`` refused infinity)."""
+    if isinstance(features, pd.DataFrame):
+        return not features.isna().to_numpy().any()
+    values = np.asarray(features)
+    return values.dtype.kind in "biuf" and not np.isnan(values.astype(float)).any()
+
+
+def call_model(model: Any, method: str, features: Any) -> Any:
+    """``model.<method>(features)``, without scikit-learn validating the input once more.
+
+    Sound only because every frame that reaches the model here passed the lifted schema and
+    ``check_features`` (no infinity) and, checked now, holds no missing value: scikit-learn's
+    ``assume_finite`` is then true of it, and the estimator's parameters were validated when
+    it was fitted (``skip_parameter_validation``). A frame with a missing value keeps
+    scikit-learn's own checks, so a model that cannot take NaN still says so.
+    """
+    predict = getattr(model, method)
+    if not complete(features):
+        return predict(features)
+    try:
+        import sklearn
+    except ImportError:  # not a scikit-learn model
+        return predict(features)
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        return predict(features)
+
+
 MODEL_FILE_ENV = "NB2PROD_MODEL_FILE"
 
 

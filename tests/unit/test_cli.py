@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -10,7 +12,7 @@ from typer.testing import CliRunner
 from nb2prod._version import __version__
 from nb2prod.builder import pipeline
 from nb2prod.cli import app
-from tests.support import CHECK
+from tests.support import CHECK, NOTEBOOKS, ROOT
 
 runner = CliRunner()
 
@@ -111,3 +113,24 @@ def test_a_parameter_nested_too_deeply_or_holding_itself_is_one_sentence() -> No
         assert result.exit_code == 1, result.output
         assert "error:" in result.stderr and "Traceback" not in result.output
         assert "nested too deeply" in result.stderr
+
+
+def test_check_imports_no_heavy_library_and_not_the_builder() -> None:
+    # what `nb2prod check` imports, not how long it takes: wall time is in docs/performance.md
+    code = (
+        "import sys\n"
+        "from nb2prod.cli import app\n"
+        "try:\n"
+        f"    app(['check', {str(NOTEBOOKS / 'churn.ipynb')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = {'pandas', 'pandera', 'bentoml', 'papermill', 'numpy', 'nbformat', 'sklearn',\n"
+        "         'jupytext', 'jinja2', 'hypothesis'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
+        "             or m.startswith(('nb2prod.builder', 'nb2prod.serving'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert "churn.ipynb: ok" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout

@@ -242,3 +242,30 @@ def test_other_routes_pass_untouched(path: str, method: str) -> None:
         method=method,
     )
     assert status == 200 and app.bodies == [b"anything"]
+
+
+def test_the_model_runs_without_sklearn_revalidating_only_a_complete_input() -> None:
+    """``call_model`` turns scikit-learn's input checks off only for a frame with no missing
+    value: it gives the same answer, and a model that cannot take NaN still refuses one."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    from nb2prod.serving.runtime import call_model, complete
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = LogisticRegression().fit(X, X["a"] + X["b"] > 0)
+    seen = []
+
+    class Spy:
+        def predict(self, frame):
+            seen.append(sklearn.get_config()["assume_finite"])
+            return model.predict(frame)
+
+    assert complete(X) and call_model(Spy(), "predict", X).tolist() == model.predict(X).tolist()
+    assert seen == [True] and sklearn.get_config()["assume_finite"] is False  # restored
+    holed = X.head(3).assign(a=[0.5, np.nan, 1.0])
+    assert not complete(holed)
+    with pytest.raises(ValueError, match="NaN"):
+        call_model(model, "predict", holed)
+    assert not complete(np.array([["x", None]], dtype=object))

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from nb2prod_contract import request_schema, row_schema
 from nb2prod_limits import RequestLimits
-from nb2prod_runtime import Batcher, NonFinite, check_features, check_outputs
+from nb2prod_runtime import Batcher, NonFinite, call_model, check_features, check_outputs
 from nb2prod_sink import Sink
 from nb2prod_validation import validate, validate_fast
 from lifted.schema import Raw
@@ -93,7 +93,7 @@ class CleanModel:
         batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         features = entrypoint(batch)
         check_features(features)
-        out = np.asarray(getattr(self.model, method)(features))
+        out = np.asarray(call_model(self.model, method, features))  # input validated above
         check_outputs(out, OUTPUT_COLUMNS[method])
         bounds = np.cumsum([0] + [len(f) for f in frames])
         return [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
