@@ -86,6 +86,21 @@ def make_work_dir(out_dir: Path, name: str) -> Path:
     return work
 
 
+def remove(work: Path, *, within: float = 5.0) -> None:
+    """Remove a stopped build's work dir, and keep at it while something still writes there.
+
+    nbclient runs the kernel's event loop in a thread of its own, which goes on for a moment
+    after a signal stopped the build (it writes the executed notebook, the kernel manager
+    removes its files), so one ``rmtree`` can race it and leave the folder behind.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        shutil.rmtree(work, ignore_errors=True)
+        if not work.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 def sweep(out_dir: Path) -> list[Path]:
     """Remove the work dirs in ``out_dir`` whose build is dead; the ones removed."""
     removed = []

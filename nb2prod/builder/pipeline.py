@@ -209,7 +209,7 @@ def _run(
     except BaseException as exc:
         for kind, tag in reversed(created):
             store.delete(kind, tag)
-        shutil.rmtree(work, ignore_errors=True)
+        lifetime.remove(work)
         if isinstance(exc, OSError) and not isinstance(exc, (TimeoutError, ConnectionError)):
             # writing the build output: a full or read-only --out
             raise BentoError(

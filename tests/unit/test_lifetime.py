@@ -106,3 +106,31 @@ def test_sigterm_unwinds_a_build_as_ctrl_c_does(tmp_path: Path) -> None:
         # Then it cleans up and exits with 128 + 15
         assert proc.wait(10) == 143
     assert (tmp_path / "cleaned").exists()
+
+
+def test_a_work_dir_is_removed_while_a_thread_still_writes_into_it(tmp_path: Path) -> None:
+    """nbclient's kernel thread can write into the work dir after a signal stopped the build;
+    one rmtree then races it and leaves the folder behind."""
+    import threading
+    import time
+
+    from nb2prod.builder.lifetime import remove
+
+    work = tmp_path / ".churn-abc123"
+    (work / "train").mkdir(parents=True)
+    stop = time.monotonic() + 0.3
+
+    def writer() -> None:
+        n = 0
+        while time.monotonic() < stop:
+            try:
+                (work / "train" / f"cell-{n}.json").write_text("{}")
+            except OSError:  # the folder went: as the kernel thread finds it
+                return
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    remove(work)
+    thread.join()
+    assert not work.exists()
