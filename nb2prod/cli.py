@@ -185,8 +185,9 @@ def suggest(
     ] = None,
 ) -> None:
     """Propose contract cells for an imperative notebook, with a feature-parity report."""
+    from nb2prod.errors import SuggestError
     from nb2prod.notebook.read import read
-    from nb2prod.suggest.accept import write
+    from nb2prod.notebook.tagging import dumps, write
     from nb2prod.suggest.existing import check_parity, has_entrypoint
     from nb2prod.suggest.show import print_parity, print_suggestion
     from nb2prod.suggest.suggestion import suggest as run_suggest
@@ -221,7 +222,7 @@ def suggest(
     else:
         print_suggestion(_console(), result)
     if target is not None:
-        _run(lambda: write(result.applied(), target))
+        _run(lambda: write(target, dumps(result.applied()), notebook, SuggestError))
         _console(stderr=True).print(f"wrote [bold]{target}[/]")
 
 

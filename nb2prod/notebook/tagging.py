@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nb2prod.errors import TagError
+from nb2prod.errors import Nb2ProdError, TagError
 from nb2prod.notebook.foreign import DIALECTS, TOOLS, detect, lead, read_tags
 from nb2prod.notebook.read import Notebook, read, role_tag
 from nb2prod.notebook.shape import shown
@@ -160,16 +160,22 @@ def dumps(node: dict[str, Any]) -> str:
     return json.dumps(node, indent=1, ensure_ascii=False) + "\n"
 
 
-def _write(target: Path, text: str, mode_from: Path) -> None:
-    """Write ``text`` to ``target`` atomically: a temporary file beside it, then a rename."""
+def write(target: Path, text: str, mode_from: Path, error: type[Nb2ProdError] = TagError) -> None:
+    """Write notebook ``text`` to ``target`` atomically: a temporary file beside it, synced,
+    then a rename; the file mode of ``target`` (or of ``mode_from``) is kept. ``nb2prod tag``
+    and ``nb2prod suggest --apply`` both write through here.
+
+    Raises:
+        error: ``target`` is a folder or cannot be written (one sentence naming it).
+    """
     try:
         folder = target.parent
         if target.is_dir():
-            raise TagError(f"Cannot write {shown(target)}: it is a folder.", path=str(target))
+            raise error(f"Cannot write {shown(target)}: it is a folder.", path=str(target))
         mode = stat.S_IMODE((target if target.exists() else mode_from).stat().st_mode)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise TagError(
+        raise error(
             f"Cannot write {shown(target)}: {exc.strerror or exc}.", path=str(target)
         ) from exc
     try:
@@ -181,7 +187,7 @@ def _write(target: Path, text: str, mode_from: Path) -> None:
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise TagError(
+        raise error(
             f"Cannot write {shown(target)}: {exc.strerror or exc}.", path=str(target)
         ) from exc
 
@@ -230,6 +236,6 @@ def tag_file(
     if hashlib.sha256(text.encode()).hexdigest() != nb.sha256:
         raise TagError(f"{shown(path)} changed while it was being tagged; run again.")
     raw = json.loads(text)
-    _write(target, dumps(_apply(raw, roles, report.settings)), mode_from=path)
+    write(target, dumps(_apply(raw, roles, report.settings)), mode_from=path)
     report.written = target
     return report

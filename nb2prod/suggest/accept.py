@@ -5,10 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import os
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 from nb2prod.notebook.read import role_tag
@@ -100,17 +97,3 @@ def diff(before: dict[str, Any], after: dict[str, Any], name: str) -> str:
         tofile=f"{name} (suggested)",
     )
     return "".join(lines)
-
-
-def write(node: dict[str, Any], path: Path) -> None:
-    """Write notebook JSON atomically: a temporary file in the same folder, then a rename."""
-    text = json.dumps(node, indent=1, ensure_ascii=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
