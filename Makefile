@@ -19,7 +19,7 @@ install: $(VENV)/.installed $(LABEXT)
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(VENV)/bin/uv || $(PY) -m pip install -q 'uv>=0.5'
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
 	touch $@
 
 # The JupyterLab extension, built with the machine's node and the venv's jlpm; `develop`

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from typer.core import TyperCommand
 
 from nb2prod._version import __version__
+from nb2prod.cli_params import QuickCommand, QuickGroup
 from nb2prod.console import console as _console
 from nb2prod.errors import Nb2ProdError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=QuickGroup,  # its flags are read without Pydantic: `nb2prod check` answers as you type
 )
 _state = {"verbose": False}
 
@@ -40,8 +41,9 @@ ParamOpt = Annotated[
 class _ParamsCommand(TyperCommand):
     """Gives ``-p`` papermill's two-value form, ``-p NAME VALUE``, repeatable.
 
-    Typer has no list-of-pairs option: click parses each pair as a 2-tuple, and Typer's
-    ``list[str]`` conversion hands it on as the tuple's repr, which :func:`_pairs` reads back.
+    Typer has no list-of-pairs option: its parser reads each pair as a 2-tuple (``nargs=2``), and
+    Typer's ``list[str]`` conversion hands it on as the tuple's repr, which :func:`_pairs` reads
+    back. (Typer 0.26+ vendors click and never reads a parameter's click ``type``, so none is set.)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -49,7 +51,6 @@ class _ParamsCommand(TyperCommand):
         for param in self.params:
             if param.name == "param":
                 param.nargs = 2
-                param.type = click.Tuple([str, str])
 
 
 ParamsFileOpt = Annotated[
@@ -76,6 +77,22 @@ def _run(call: Callable[[], Any]) -> Any:
         raise typer.Exit(exc.exit_code) from None
 
 
+class _RichOnFirstRecord(logging.Handler):
+    """Rich's log handler, made on the first record: a command that logs nothing loads no Rich."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            self._rich = RichHandler(console=_console(stderr=True), show_path=False)
+            self._rich.setFormatter(self.formatter)
+        self._rich.handle(record)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"nb2prod {__version__}")
@@ -94,18 +111,16 @@ def main(
 ) -> None:
     """nb2prod: notebook in, production service out."""
     _state["verbose"] = verbose
-    from rich.logging import RichHandler
-
     logging.basicConfig(
         force=True,
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=_console(stderr=True), show_path=False)],
+        handlers=[_RichOnFirstRecord()],
     )
     logging.getLogger("nb2prod").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
-@app.command()
+@app.command(cls=QuickCommand)
 def check(
     notebook: NotebookArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON.")] = False,
@@ -118,7 +133,7 @@ def check(
     if as_json:
         typer.echo(json.dumps(checked.to_dict(), indent=2))
     else:
-        print_findings(_console(), checked)
+        print_findings(_console, checked)
     raise typer.Exit(0 if checked.ok else 1)
 
 

@@ -24,17 +24,27 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def print_findings(console: Console, checked: CheckResult) -> None:
-    """One line per finding, then a count line."""
+def print_findings(make_console: Callable[[], Console], checked: CheckResult) -> None:
+    """One line per finding, then a count line.
+
+    ``make_console`` makes the Rich console, called only when there is a finding to print: a clean
+    notebook's one line goes out through Typer's echo, which colours "ok" on a terminal and
+    leaves it plain elsewhere, as Rich would, without Rich's ~0.1 s import (`nb2prod check`
+    answers as you type).
+    """
+    counts = checked.to_dict()["counts"]
+    tally = f"({counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info)"
+    if not checked.findings:
+        import typer
+
+        typer.echo(f"{checked.notebook.path.name}: {typer.style('ok', fg='green')} {tally}")
+        return
+    console = make_console()
     for finding in checked.findings:
         style = STYLE[finding.severity]
         console.print(f"[{style}]{finding.severity}[/] [dim]{finding.code}[/] {finding.message}")
-    counts = checked.to_dict()["counts"]
     verdict = "[green]ok[/]" if checked.ok else "[bold red]failed[/]"
-    console.print(
-        f"{checked.notebook.path.name}: {verdict} "
-        f"({counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info)"
-    )
+    console.print(f"{checked.notebook.path.name}: {verdict} {tally}")
 
 
 def print_tag_report(console: Console, report: TagReport) -> None:
@@ -112,6 +122,8 @@ def print_build(console: Console, result: BuildResult) -> None:
         gate = next((g for g in result.gates if g["metric"] == name), None)
         suffix = f"  gate {escape(gate['bound'])} [green]passed[/]" if gate else ""
         rows.append((f"metric {name}", f"{value:.4g}{suffix}"))
+    if result.serving:
+        rows.append(("runtime", escape(runtime_line(result.serving))))
     rows += [
         ("file", escape(str(result.bento_path))),
         ("sources", escape(str(result.build_dir / "src"))),
@@ -123,6 +135,18 @@ def print_build(console: Console, result: BuildResult) -> None:
     if result.cache_off:
         text = f"cache off for this notebook: {result.cache_off}"
         console.print(f"[yellow]{escape(text)}[/]", soft_wrap=True)
+
+
+def runtime_line(serving: dict) -> str:
+    """``compiled (onnxruntime, parity on N rows, max diff x)`` or ``python (compiled model
+    not used: <reason>)``: the manifest's ``serving`` entry in words."""
+    parity = serving.get("parity") or {}
+    if serving.get("runtime") == "compiled":
+        return (
+            f"compiled (onnxruntime, parity on {parity.get('rows')} rows, "
+            f"max diff {parity.get('max_abs_diff', 0):.2g})"
+        )
+    return f"python (compiled model not used: {serving.get('reason')})"
 
 
 def print_drift(console: Console, result: MonitorResult) -> None:

@@ -69,6 +69,10 @@ class CodegenError(Nb2ProdError):
     """Generated code did not format or compile (a bug in nb2prod or the notebook)."""
 
 
+class CompileError(Nb2ProdError):
+    """``serving.runtime: compiled``, and the model cannot serve compiled (the reason says why)."""
+
+
 class BentoError(Nb2ProdError):
     """Saving the model, building or exporting the bento failed."""
 

@@ -44,6 +44,9 @@ def _save_model(request: dict[str, Any]) -> None:
     ) as ref:
         # the export cell pickled it with the highest protocol, as the service reads it
         shutil.copyfile(request["model_file"], ref.path_of("model.pkl"))
+        compiled = os.path.join(os.path.dirname(request["model_file"]), "model.onnx")
+        if os.path.isfile(compiled):  # written by the build only when it serves compiled
+            shutil.copyfile(compiled, ref.path_of("model.onnx"))
 
 
 def _build(request: dict[str, Any]) -> str:

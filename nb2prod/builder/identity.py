@@ -50,9 +50,14 @@ def _imported_modules(source: str) -> set[str]:
     return found
 
 
-def packages(checked: CheckResult, training: TrainingResult) -> list[str]:
-    """The bento's pins, from the training environment, for what serving imports."""
+def packages(
+    checked: CheckResult, training: TrainingResult, *, compiled: bool = False
+) -> list[str]:
+    """The bento's pins, from the training environment, for what serving imports
+    (onnxruntime only when the bento serves the compiled model)."""
     roots = set(BASE_PACKAGES) | {training.model_module.split(".")[0]}
+    if compiled:
+        roots.add("onnxruntime")
     plan = checked.plan
     for imp in [*plan.schema_imports, *plan.feature_imports]:
         roots |= _imported_modules(imp.source)

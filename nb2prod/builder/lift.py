@@ -22,6 +22,9 @@ from nb2prod.errors import CodegenError, ParameterError
 from nb2prod.gate.strategies import plan_tests
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nb2prod.builder.compile import Serving
     from nb2prod.builder.training import TrainingResult
     from nb2prod.notebook.analysis import CheckResult, Import
     from nb2prod.notebook.read import Cell
@@ -163,11 +166,14 @@ def lift(
     extra: dict[str, Any] | None = None,
     *,
     gate: bool = True,
+    runtime: Callable[[list[Generated]], Serving] | None = None,
 ) -> Lifted:
     """Render every generated file for ``checked`` after ``training``; decide the version.
 
     ``extra`` is merged into the manifest (gate results, ...). ``gate`` says whether the
-    build runs the property tests as its gate; the manifest records it.
+    build runs the property tests as its gate; the manifest records it. ``runtime`` decides
+    which runtime serves, given the lifted package (the build's is
+    :func:`nb2prod.builder.compile.decide`); without it the pickle serves.
     """
     nb, plan, settings = checked.notebook, checked.plan, checked.notebook.settings
     base = {
@@ -196,10 +202,15 @@ def lift(
         },
     )
     lifted_sha = hashlib.sha256("".join(g.text for g in code).encode()).hexdigest()
+    serving = (
+        runtime(code).to_manifest()
+        if runtime
+        else {"runtime": "python", "reason": "the compiled model was not tried", "parity": None}
+    )
     schema_source = next(g.text for g in code if g.path == "lifted/schema.py")
     props = plan_tests(checked, training.reference_file, schema_source, gate=gate)
     ref = identity.fingerprint(training.reference_file)
-    pins = identity.packages(checked, training)
+    pins = identity.packages(checked, training, compiled=serving["runtime"] == "compiled")
     lifted_params = {p: training.params[p] for p in plan.lifted_params}
     version = identity.version(
         lifted_sha256=lifted_sha,
@@ -208,7 +219,7 @@ def lift(
         packages=pins,
         properties=props.manifest,
         monitoring=settings.monitoring,
-        serving={"coercion": settings.coercion},
+        serving={"coercion": settings.coercion, "runtime": serving["runtime"]},
     )
     name = settings.name
     import pandas as pd
@@ -236,6 +247,7 @@ def lift(
         "python": sys.version.split()[0],
         "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "properties": props.manifest,
+        "serving": serving,  # which runtime serves, and why (builder/compile.py)
         **(extra or {}),
     }
     context = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import shutil
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nb2prod.bento import store
 from nb2prod.builder import cache, identity, lifetime, reads
 from nb2prod.builder.codegen import write
+from nb2prod.builder.compile import decide as decide_runtime
 from nb2prod.builder.lift import lift, manifest_file
 from nb2prod.builder.training import run as run_training
 from nb2prod.errors import BentoError
@@ -63,6 +66,7 @@ class BuildResult:
     gates: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False
     cache_off: str | None = None  # why no later build of this notebook is a cache hit
+    serving: dict[str, Any] | None = None  # the manifest's: runtime, reason, parity
 
     @property
     def service_py(self) -> Path:
@@ -84,6 +88,7 @@ class BuildResult:
             "serve_command": self.serve_command,
             "cached": self.cached,
             "cache_off": self.cache_off,
+            "serving": self.serving,
         }
 
 
@@ -138,7 +143,8 @@ def build(
             paths = {"bento_path": Path(hit["bento_path"]), "build_dir": Path(hit["build_dir"])}
             fields = {k: hit[k] for k in ("tag", "version", "metrics", "gates")}
             remove_failed(out_dir, nb.settings.name)
-            return BuildResult(**fields, **paths, cached=True)
+            serving = _manifest_serving(paths["build_dir"])
+            return BuildResult(**fields, **paths, cached=True, serving=serving)
         lifetime.sweep(out_dir)
         result, model_tag, inputs = _run(checked, params or {}, out_dir, progress, gate=gate)
         remove_failed(out_dir, nb.settings.name)
@@ -146,6 +152,14 @@ def build(
         if inputs.off:  # the summary says so (BuildResult.cache_off)
             log.info("cache off for this notebook: %s", inputs.off)
         return result
+
+
+def _manifest_serving(build_dir: Path) -> dict[str, Any] | None:
+    """The runtime a cached build serves, from its manifest."""
+    try:
+        return json.loads((build_dir / "src" / "nb2prod.json").read_text()).get("serving")
+    except (OSError, ValueError):
+        return None
 
 
 def remove_failed(out_dir: Path, name: str) -> None:
@@ -227,6 +241,7 @@ def _run(
         gates=gates,
         cached=cached,
         cache_off=inputs.off,
+        serving=lifted.manifest.get("serving"),
     )
     return result, lifted.manifest["model_tag"], inputs
 
@@ -267,7 +282,8 @@ def lift_into(
     gate: bool = True,
 ) -> Lifted:
     """The lift stage: generate the bento's sources into ``src``, monitoring attached."""
-    lifted = lift(checked, training, {"gates": gates}, gate=gate)
+    decide = functools.partial(decide_runtime, checked, training, src)  # model.onnx, or why not
+    lifted = lift(checked, training, {"gates": gates}, gate=gate, runtime=decide)
     write(lifted.files, src)
     attach.attach(src, training, checked.notebook.settings, lifted.manifest)
     write([manifest_file(lifted.manifest)], src)  # with the monitoring entry attach added

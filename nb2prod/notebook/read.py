@@ -28,6 +28,8 @@ LIFTED_ROLES = ("schema", "features")
 ROLE_PREFIX = "nb2prod:"
 _COMMENT_ROLE = re.compile(r"^\s*#\|\s*nb2prod\s*:\s*(?P<role>[\w:-]*)\s*$")
 COERCION = ("strict", "lenient")
+# nb2prod.serving.runtime: try the compiled model and fall back, insist on it, or never try
+RUNTIMES = ("auto", "compiled", "python")
 _NAMES = ("entrypoint", "model", "reference", "metrics", "input_schema")  # Python names
 _NAME_OK = re.compile(r"[^a-z0-9_.-]+")
 
@@ -79,6 +81,12 @@ class Settings:
     coercion: str = "strict"  # "lenient": let Pandera coerce 12.7 to 12, "12" to 12, true to 1
     # names the training run computes from the data that lifted code reads as constants
     learned: tuple[str, ...] = ()
+    serving: dict[str, Any] = field(default_factory=dict)  # {"runtime": one of RUNTIMES}
+
+    @property
+    def runtime(self) -> str:
+        """``serving.runtime``: ``auto`` unless the notebook says otherwise."""
+        return self.serving.get("runtime", "auto")
 
 
 @dataclass(frozen=True)
@@ -181,12 +189,35 @@ def _setting_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
             bad(key, "a mapping")
     if raw.get("coercion", "strict") not in COERCION:
         bad("coercion", " or ".join(map(repr, COERCION)))
+    problems += _serving_problems(raw, path)
     learned = raw.get("learned", [])
     if not isinstance(learned, list) or not all(_is_name(n) for n in learned):
         bad("learned", "a list of Python variable names (such as ['FARE_MEDIAN'])")
     else:
         raw["learned"] = tuple(dict.fromkeys(learned))
     return problems
+
+
+def _serving_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
+    """``nb2prod.serving``: a mapping whose only key is ``runtime``, one of RUNTIMES."""
+    serving = raw.get("serving", {})
+    where = f"{path.name}: notebook setting nb2prod.serving"
+    if not isinstance(serving, dict):
+        text = f"{where} must be a mapping such as {{'runtime': 'auto'}}, not {serving!r}."
+    elif set(serving) - {"runtime"}:
+        key = min(map(str, set(serving) - {"runtime"}))
+        close = difflib.get_close_matches(str(key), ["runtime"], n=1, cutoff=0.5)
+        hint = f"; did you mean `{close[0]}`?" if close else "; its only key is runtime."
+        text = f"{where} has unknown key `{key}`{hint}"
+    elif serving.get("runtime", "auto") not in RUNTIMES:
+        value = serving["runtime"]
+        close = difflib.get_close_matches(str(value), RUNTIMES, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        text = f"{where}.runtime must be {', '.join(map(repr, RUNTIMES))}, not {value!r}{hint}"
+    else:
+        return []
+    del raw["serving"]
+    return [SettingProblem("serving", text)]
 
 
 def _is_name(value: Any) -> bool:

@@ -12,8 +12,11 @@ HERE = Path(__file__).parent
 # where each runtime module goes in the bento's src/ -> its file here
 FILES = {
     "nb2prod_validation.py": "validation.py",
+    "nb2prod_fastpath.py": "fastpath.py",
+    "nb2prod_batching.py": "batching.py",
     "nb2prod_contract.py": "contract.py",
     "nb2prod_runtime.py": "runtime.py",
+    "nb2prod_compiled.py": "compiled.py",
     "nb2prod_limits.py": "limits.py",
     "nb2prod_sink.py": "sink.py",
     "tests/conftest.py": "conftest.py",

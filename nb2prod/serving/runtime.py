@@ -83,6 +83,8 @@ def call_model(model: Any, method: str, features: Any) -> Any:
     scikit-learn's own checks, so a model that cannot take NaN still says so.
     """
     predict = getattr(model, method)
+    if getattr(type(model), "checks_completeness", False):
+        return predict(features)  # the compiled model: its feeds are the completeness check
     if not complete(features):
         return predict(features)
     try:
@@ -100,15 +102,21 @@ class ModelNotLoaded(RuntimeError):
     """The generated tests could not load the trained model: a setup fault, not a property's."""
 
 
-def load_model(tag: str) -> Any:
+def load_model(tag: str, runtime: str | None = None) -> Any:
     """The trained model for the generated tests: ``NB2PROD_MODEL_FILE`` when set (during the
     build and ``nb2prod test`` of a build directory), else ``tag`` in the BentoML store.
+
+    It is the runtime the service serves: ``runtime``, or else the manifest's
+    ``serving.runtime`` (``nb2prod.json`` beside this module). ``compiled`` wraps the pickle
+    with ``model.onnx`` from beside ``model.pkl`` (its sibling module ``compiled``).
 
     Raises:
         ModelNotLoaded: the file or the stored model is missing or does not unpickle here.
     """
+    import json
     import os
     import pickle
+    from pathlib import Path
 
     path = os.environ.get(MODEL_FILE_ENV)
     where = f"{MODEL_FILE_ENV}={path}" if path else f"model {tag} in the BentoML store"
@@ -118,7 +126,19 @@ def load_model(tag: str) -> Any:
 
             path = bentoml.models.get(tag).path_of("model.pkl")
         with open(path, "rb") as fh:
-            return pickle.load(fh)
+            model = pickle.load(fh)
+        if runtime is None:
+            manifest = Path(__file__).with_name("nb2prod.json")
+            found = json.loads(manifest.read_text()) if manifest.is_file() else {}
+            runtime = (found.get("serving") or {}).get("runtime", "python")
+        if runtime != "compiled":
+            return model
+        import importlib
+
+        # its sibling by the name it has here: nb2prod_compiled in a bento's src/,
+        # nb2prod.serving.compiled in nb2prod
+        compiled = importlib.import_module(__name__.rpartition("runtime")[0] + "compiled")
+        return compiled.load(path, model)
     except Exception as exc:  # any reason (missing, unpicklable here): one sentence
         raise ModelNotLoaded(
             f"cannot load the model from {where} ({type(exc).__name__}: {exc})"

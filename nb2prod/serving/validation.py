@@ -1,181 +1,31 @@
 """Request validation, shared by the service, the generated tests and batch scoring.
 
 Copied into every bento as ``nb2prod_validation.py``: it imports only what a bento ships
-(numpy, pandas, pandera), never nb2prod. Its cost is linear in the rows and failures of a
-request, and a request's failure list is capped (``MAX_FAILURES``), so no single request can
-hold the service for long or make its answer unbounded.
+(numpy, pandas, pandera, and its sibling ``nb2prod_fastpath``), never nb2prod. Its cost is
+linear in the rows and failures of a request, and a request's failure list is capped
+(``MAX_FAILURES``), so no single request can hold the service for long or make its answer
+unbounded. Pandera is the judge: ``validate`` words every 422 (``prepare`` then ``judge``,
+which ``nb2prod_batching`` also uses to validate concurrent requests in one call).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from pandera.errors import SchemaError, SchemaErrors
 
+# The fast path's module by its name here: ``nb2prod_fastpath`` beside ``nb2prod_validation``
+# in a bento's src/, ``nb2prod.serving.fastpath`` in nb2prod (a plain import names one only).
+fastpath = importlib.import_module(__name__.rpartition("validation")[0] + "fastpath")
+
 # A check that fails because an earlier dtype check failed (e.g. ">= 0" on a column holding
 # "abc") is a consequence, not a finding of its own.
-_CONSEQUENCE = ("TypeError(", "ValueError(")
+CONSEQUENCE = ("TypeError(", "ValueError(")
 _COLUMN_CHECKS = ("column_in_dataframe", "column_in_schema")
-
-# The fast path: requests of up to FAST_PATH_MAX_ROWS rows are checked in plain Python against
-# a plan compiled once per schema, then built into the frame Pandera would have returned. It
-# only ever accepts: a value whose type or check it is not sure of (a null where none is
-# allowed, a bool in an int column, NaN, a failed check, a missing or extra key) sends the whole
-# request to Pandera, which decides and reports. A schema with anything the plan does not model
-# (custom or frame-wide checks, uniqueness, regex columns, other dtypes) always goes to Pandera.
-FAST_PATH_MAX_ROWS = 1000
-_EXACT_INT = 2**53  # beyond this, numpy compares int64 with floats inexactly: leave it to Pandera
-_COMPARE = {
-    "greater_than_or_equal_to": lambda s: lambda v, m=s["min_value"]: v >= m,
-    "greater_than": lambda s: lambda v, m=s["min_value"]: v > m,
-    "less_than_or_equal_to": lambda s: lambda v, m=s["max_value"]: v <= m,
-    "less_than": lambda s: lambda v, m=s["max_value"]: v < m,
-    "equal_to": lambda s: lambda v, m=s["value"]: v == m,
-    "not_equal_to": lambda s: lambda v, m=s["value"]: v != m,
-    "in_range": lambda s: _in_range(
-        s["min_value"], s["max_value"], s.get("include_min", True), s.get("include_max", True)
-    ),
-    "isin": lambda s: lambda v, allowed=frozenset(s["allowed_values"]): v in allowed,
-    "notin": lambda s: lambda v, forbidden=frozenset(s["forbidden_values"]): v not in forbidden,
-}
-
-
-def _in_range(low: Any, high: Any, include_low: bool, include_high: bool) -> Any:
-    def test(v: Any) -> bool:
-        return (v >= low if include_low else v > low) and (v <= high if include_high else v < high)
-
-    return test
-
-
-def _int_value(v: Any) -> Any:
-    return v if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT else _UNSURE
-
-
-def _float_value(v: Any) -> Any:
-    if type(v) is float:
-        return v if math.isfinite(v) else _UNSURE
-    return float(v) if type(v) is int and -_EXACT_INT <= v <= _EXACT_INT else _UNSURE
-
-
-def _str_value(v: Any) -> Any:
-    return v if type(v) is str else _UNSURE
-
-
-_UNSURE = object()
-# dtype name -> (JSON value to the exact Python value Pandera's coercion gives, numpy dtype, null)
-_DTYPES = {
-    "int64": (_int_value, np.int64, _UNSURE),
-    "float64": (_float_value, np.float64, np.nan),
-    "str": (_str_value, object, None),
-}
-
-
-class FastPath:
-    """A schema compiled to plain-Python checks; ``None`` from a call means "ask Pandera"."""
-
-    def __init__(self, columns: list[str], plan: list[tuple[str, Any, Any, Any, list]]) -> None:
-        self.columns, self.plan, self.keys = columns, plan, set(columns)
-
-    @classmethod
-    def compile(cls, schema: Any, columns: list[str]) -> FastPath | None:
-        """The plan for ``schema``, or None when it holds anything the plan does not model."""
-        simple = (
-            type(schema).__name__ == "DataFrameSchema"
-            and not schema.checks
-            and not schema.parsers
-            and schema.index is None
-            and not schema.unique
-            and not schema.ordered
-            and not schema.add_missing_columns
-            and not schema.drop_invalid_rows
-            and schema.strict in (True, False)
-            and set(schema.columns) == set(columns)
-            and len(columns) == len(set(columns))
-        )
-        if not simple:
-            return None
-        plan = []
-        for name in columns:
-            col = schema.columns[name]
-            dtype = _DTYPES.get(str(col.dtype))
-            if (
-                dtype is None
-                or col.regex
-                or col.unique
-                or col.parsers
-                or not col.required
-                or col.default is not None
-                or col.drop_invalid_rows
-                or not (schema.coerce or col.coerce)
-            ):
-                return None
-            tests = []
-            for check in col.checks:
-                make = _COMPARE.get(check.name)
-                # A built-in check is a dispatcher over Pandera's own functions of that name; a
-                # custom check, even one named like a built-in, is a plain function.
-                registry = getattr(check._check_fn, "_function_registry", None) or {}
-                builtin = bool(registry) and all(
-                    fn.__module__.startswith("pandera.") and fn.__name__ == check.name
-                    for fn in registry.values()
-                )
-                if (
-                    make is None
-                    or not builtin
-                    or not check.ignore_na
-                    or check.raise_warning
-                    or check.groupby is not None
-                ):
-                    return None
-                try:
-                    tests.append(make(check.statistics))
-                except (KeyError, TypeError):
-                    return None
-            convert, np_dtype, null = dtype
-            plan.append((name, convert, np_dtype, null if col.nullable else _UNSURE, tests))
-        return cls(columns, plan)
-
-    def __call__(self, rows: list[dict[str, Any]]) -> pd.DataFrame | None:
-        """The validated frame, or None when Pandera must decide."""
-        keys = self.keys
-        for row in rows:
-            if type(row) is not dict or row.keys() != keys:
-                return None
-        data = {}
-        for name, convert, np_dtype, null, tests in self.plan:
-            values = []
-            for row in rows:
-                raw = row[name]
-                if raw is None:
-                    if null is _UNSURE:
-                        return None
-                    values.append(null)
-                    continue
-                value = convert(raw)
-                if value is _UNSURE:
-                    return None
-                for test in tests:
-                    if not test(value):
-                        return None
-                values.append(value)
-            data[name] = np.array(values, dtype=np_dtype)
-        # The plan is in column order, and a dict keeps it; `columns=` would cost a reindex
-        # (about 60% of building a one-row frame, measured with pandas 2.3).
-        return pd.DataFrame(data)
-
-
-_COMPILED: dict[int, tuple[Any, FastPath | None]] = {}
-
-
-def fast_path(schema: Any, columns: list[str]) -> FastPath | None:
-    """The compiled fast path of ``schema`` (compiled on first use, then cached)."""
-    key = id(schema)
-    if key not in _COMPILED or _COMPILED[key][0] is not schema:
-        _COMPILED[key] = (schema, FastPath.compile(schema, columns))
-    return _COMPILED[key][1]
 
 
 def json_value(value: Any) -> Any:
@@ -193,6 +43,7 @@ def json_value(value: Any) -> Any:
 
 MAX_FAILURES = 1000  # failures listed in one answer; the total is always counted
 _INT64 = 2**63 - 1
+_EXACT_INT = 2**53  # past this, not every int is a float
 _TOO_BIG = 10**308  # past float64: no column can hold it
 
 
@@ -307,7 +158,7 @@ def _failures(
     found = []
     for case in cases.to_dict(orient="records"):
         check, value, index = str(case.get("check")), case.get("failure_case"), case.get("index")
-        if isinstance(value, str) and value.startswith(_CONSEQUENCE) and index is None:
+        if isinstance(value, str) and value.startswith(CONSEQUENCE) and index is None:
             continue
         column = case.get("column")
         if check in _COLUMN_CHECKS:
@@ -351,45 +202,43 @@ def _schema_dtypes(schema: Any, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def validate_fast(
-    schema: Any, rows: list[dict[str, Any]], columns: list[str]
-) -> pd.DataFrame | None:
-    """The validated frame by the fast path, or None when Pandera must decide (microseconds)."""
-    if not 0 < len(rows) <= FAST_PATH_MAX_ROWS:
-        return None
-    plan = fast_path(schema, columns)
-    return plan(rows) if plan is not None else None
+class Prepared(NamedTuple):
+    """One request as Pandera is to see it: its frame, the cells refused before (set to null
+    in the frame), and the failures found so far (those refusals)."""
+
+    frame: pd.DataFrame
+    refused: set
+    found: _Collector
 
 
-def validate(
-    schema: Any,
-    rows: list[dict[str, Any]],
-    columns: list[str],
-    *,
-    fast: bool = True,
-    lenient: bool = False,
-    limit: int = MAX_FAILURES,
-) -> tuple[pd.DataFrame, Failures]:
-    """Validate request rows lazily; return the coerced frame, or the failures found.
-
-    Small requests try the fast path first (``fast=False`` skips it). Values that coercion
-    would change are failures unless ``lenient``. Rows that fail dtype coercion are set
-    aside and the rest validated again, so one bad type does not hide range or category
-    failures in other rows. At most ``limit`` failures are listed; ``failures.total``
-    counts them all.
-    """
-    if fast and (frame := validate_fast(schema, rows, columns)) is not None:
-        return frame, Failures()
+def prepare(
+    schema: Any, rows: list[dict[str, Any]], columns: list[str], lenient: bool = False
+) -> Prepared:
+    """The frame Pandera is given for ``rows``: values that coercion would change (all of
+    them unless ``lenient``) are refused, and the columns JSON cannot type cast."""
     found = _Collector()
     refused = _strict(schema, rows, lenient, found)
     if refused:  # validate the rest of those rows; the refused cells are their failure
         rows = list(rows)
         for i, name in refused:
             rows[i] = {**rows[i], name: None}
-    positions = pd.RangeIndex(len(rows))
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=columns)
     frame.index = pd.RangeIndex(len(frame))
-    frame = _schema_dtypes(schema, frame)
+    return Prepared(_schema_dtypes(schema, frame), refused, found)
+
+
+def ordered(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame``'s columns in request order; the frame itself when they already are."""
+    wanted = [c for c in columns if c in frame.columns]
+    return frame if list(frame.columns) == wanted else frame[wanted]
+
+
+def judge(
+    schema: Any, prepared: Prepared, columns: list[str], limit: int = MAX_FAILURES
+) -> tuple[pd.DataFrame, Failures]:
+    """One request's prepared frame through Pandera: the validated frame, or its failures."""
+    frame, refused, found = prepared
+    positions = pd.RangeIndex(len(frame))
     for _ in range(2):
         try:
             valid = schema.validate(frame, lazy=True)
@@ -414,6 +263,28 @@ def validate(
             positions = positions[keep]
             continue
         if not found.found:
-            return valid[[c for c in columns if c in valid.columns]], Failures()
+            return ordered(valid, columns), Failures()
         break
     return frame, found.result(limit)
+
+
+def validate(
+    schema: Any,
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    *,
+    fast: bool = True,
+    lenient: bool = False,
+    limit: int = MAX_FAILURES,
+) -> tuple[pd.DataFrame, Failures]:
+    """Validate request rows lazily; return the coerced frame, or the failures found.
+
+    Small requests try the fast path first (``fast=False`` skips it). Values that coercion
+    would change are failures unless ``lenient``. Rows that fail dtype coercion are set
+    aside and the rest validated again, so one bad type does not hide range or category
+    failures in other rows. At most ``limit`` failures are listed; ``failures.total``
+    counts them all.
+    """
+    if fast and (frame := fastpath.validate_fast(schema, rows, columns)) is not None:
+        return frame, Failures()
+    return judge(schema, prepare(schema, rows, columns, lenient), columns, limit)

@@ -116,21 +116,42 @@ def test_a_parameter_nested_too_deeply_or_holding_itself_is_one_sentence() -> No
 
 
 def test_check_imports_no_heavy_library_and_not_the_builder() -> None:
-    # what `nb2prod check` imports, not how long it takes: wall time is in docs/performance.md
+    # what `nb2prod check` imports, not how long it takes: wall time is in docs/performance.md.
+    # Pydantic is what Typer 0.29 converts values with (cli_params.py keeps it out), Rich only
+    # prints findings (a clean notebook's line and --json need none), click is vendored by Typer.
+    for flags in ([], ["--json"]):
+        code = (
+            "import sys\n"
+            "from nb2prod.cli import app\n"
+            "try:\n"
+            f"    app(['check', *{flags!r}, {str(NOTEBOOKS / 'churn.ipynb')!r}])\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+            "heavy = {'pandas', 'pandera', 'bentoml', 'papermill', 'numpy', 'nbformat', 'sklearn',\n"
+            "         'jupytext', 'jinja2', 'hypothesis', 'pydantic', 'pydantic_core', 'rich',\n"
+            "         'click'}\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
+            "             or m.startswith(('nb2prod.builder', 'nb2prod.serving'))))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        assert ('"ok": true' if flags else "churn.ipynb: ok") in done.stdout
+        assert done.stdout.splitlines()[-1] == "[]", (flags, done.stdout)
+
+
+def test_check_with_findings_still_prints_them_with_rich() -> None:
     code = (
         "import sys\n"
         "from nb2prod.cli import app\n"
         "try:\n"
-        f"    app(['check', {str(NOTEBOOKS / 'churn.ipynb')!r}])\n"
+        f"    app(['check', {str(CHECK / 'closure_untagged_name.ipynb')!r}])\n"
         "except SystemExit as exc:\n"
-        "    assert exc.code == 0, exc.code\n"
-        "heavy = {'pandas', 'pandera', 'bentoml', 'papermill', 'numpy', 'nbformat', 'sklearn',\n"
-        "         'jupytext', 'jinja2', 'hypothesis'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
-        "             or m.startswith(('nb2prod.builder', 'nb2prod.serving'))))\n"
+        "    assert exc.code == 1, exc.code\n"
+        "print('rich' in sys.modules, 'pydantic' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert "churn.ipynb: ok" in done.stdout
-    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+    assert "closure_untagged_name.ipynb: failed (1 error(s)" in done.stdout
+    assert done.stdout.splitlines()[-1] == "True False", done.stdout

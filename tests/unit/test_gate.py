@@ -206,3 +206,28 @@ def test_a_model_that_did_not_load_is_said_so_not_blamed_on_parity(tmp_path: Pat
         "(OSError: gone)."
     )
     assert "report" not in error_.fields
+
+
+def test_the_tests_load_hypothesis_alone_and_write_no_bytecode(tmp_path: Path) -> None:
+    import shutil
+
+    from nb2prod.gate.run import run_tests
+    from nb2prod.serving import conftest
+
+    # Given a src/ whose one test looks at the interpreter it runs in
+    src = tmp_path / "src"
+    (src / "tests").mkdir(parents=True)
+    shutil.copy(conftest.__file__, src / "tests" / "conftest.py")
+    (src / "tests" / "test_seen.py").write_text(
+        "import sys\n\n"
+        "def test_seen():\n"
+        '    """What the gate gives its tests."""\n'
+        "    assert sys.flags.dont_write_bytecode\n"
+        "    assert '_hypothesis_pytestplugin' in sys.modules\n"
+        "    assert not {'schemathesis', 'faker', 'anyio', 'typeguard'} & set(sys.modules)\n"
+    )
+    # When the gate runs them
+    run = run_tests(src, seed=1)
+    # Then only Hypothesis's plugin is loaded, and src/ keeps no bytecode
+    assert run.ok and run.passed == ["test_seen"], run.output
+    assert list(src.rglob("__pycache__")) == []

@@ -2,12 +2,14 @@
 
 The fast path may only accept, and what it accepts must be what Pandera accepts, as the very
 same frame (values, dtypes, column order, index). Anything else it hands to Pandera. Each test
-runs both paths on the same rows: the example notebooks' schemas, and schemas built to cover
-each check the fast path models, on generated and hostile rows.
+runs both paths on the same rows: the example notebooks' schemas, copies of them without
+coercion, and schemas built to cover each check the fast path models (ranges, sets, string
+lengths and patterns), on generated and hostile rows.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -30,6 +32,14 @@ def validation() -> ModuleType:
     from nb2prod.serving import validation
 
     return validation
+
+
+@pytest.fixture(scope="module")
+def fastpath() -> ModuleType:
+    """The fast path every bento ships as ``nb2prod_fastpath.py``."""
+    from nb2prod.serving import fastpath
+
+    return fastpath
 
 
 def notebook_schema(name: str, model: str) -> Any:
@@ -56,11 +66,44 @@ def covering_schema() -> Any:
     )
 
 
-SCHEMAS = {
+def strings_schema() -> Any:
+    """Every string check the fast path models, one per column, nullable and not."""
+    return pa.DataFrameSchema(
+        {
+            "code": pa.Column(str, pa.Check.str_matches(r"[A-Z]{2}\d")),
+            "name": pa.Column(str, pa.Check.str_length(1, 5), nullable=True),
+            "pin": pa.Column(str, pa.Check.str_length(exact_value=3)),
+            "word": pa.Column(str, pa.Check.str_contains("ab")),
+            "tag": pa.Column(str, pa.Check.str_startswith("t"), nullable=True),
+            "end": pa.Column(str, pa.Check.str_endswith("z")),
+            "low": pa.Column(str, pa.Check.str_length(max_value=2), nullable=True),
+            "n": pa.Column(int, pa.Check.in_range(0, 1000)),  # ints the fast path compares
+        },
+        coerce=True,
+    )
+
+
+def uncoerced(make: Any) -> Any:
+    """A copy of the schema ``make`` builds with coercion off, as Pandera's default has it."""
+
+    def build() -> Any:
+        schema = copy.deepcopy(make())
+        schema.coerce = False
+        for column in schema.columns.values():
+            column.coerce = False
+        assert not schema.coerce and not any(c.coerce for c in schema.columns.values())
+        return schema
+
+    return build
+
+
+BASE = {
     "churn": lambda: notebook_schema("churn", "Customer"),
     "diabetes": lambda: notebook_schema("diabetes", "Patient"),
     "covering": covering_schema,
+    "strings": strings_schema,
 }
+SCHEMAS = {**BASE, **{f"{name}-uncoerced": uncoerced(make) for name, make in BASE.items()}}
 
 # Hostile values: wrong types, bools, NaN and infinities, huge and negative numbers,
 # numbers as strings, nested JSON, nulls.
@@ -75,6 +118,7 @@ HOSTILE = st.one_of(
     st.text(max_size=6),
     st.sampled_from(["5", "3.0", "nan", "", "x", "y", "1", "bad", "card", "one-year", "two-year"]),
     st.sampled_from(["month-to-month", "mailed-check", "electronic-check", "bank-transfer"]),
+    st.sampled_from(["AB1", "ab1", "AB", "abc", "xaby", "t", "tz", "z", "Z", "123", "12", "\n"]),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
 )
@@ -104,11 +148,13 @@ def good_rows(schema: Any, columns: list[str]) -> list[dict[str, Any]]:
 
 
 def assert_same_decision(
-    validation: ModuleType, schema: Any, columns: list[str], rows: list
+    validation: ModuleType, schema: Any, columns: list[str], rows: list, lenient: bool = False
 ) -> bool:
     """Both paths on ``rows``; True when the fast path answered (and matched Pandera)."""
-    fast = validation.FastPath.compile(schema, columns)(rows)
-    slow, failures = validation.validate(schema, rows, columns, fast=False)
+    from nb2prod.serving import fastpath
+
+    fast = fastpath.FastPath.compile(schema, columns)(rows)
+    slow, failures = validation.validate(schema, rows, columns, fast=False, lenient=lenient)
     if fast is None:
         return False
     assert failures == [], f"fast path accepted rows Pandera rejects: {rows!r} -> {failures}"
@@ -118,9 +164,9 @@ def assert_same_decision(
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_fast_path_compiles_for_the_examples_and_covering_schema(validation, name) -> None:
+def test_fast_path_compiles_for_the_examples_and_covering_schema(fastpath, name) -> None:
     schema = SCHEMAS[name]()
-    assert validation.FastPath.compile(schema, list(schema.columns)) is not None
+    assert fastpath.FastPath.compile(schema, list(schema.columns)) is not None
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -140,15 +186,19 @@ def test_fast_path_never_accepts_what_pandera_rejects(validation, name) -> None:
     answered = []
 
     @settings(
-        max_examples=300,
+        max_examples=300 if name in ("churn", "diabetes", "covering") else 100,
         deadline=None,
         derandomize=True,
         phases=[Phase.explicit, Phase.generate],  # a failure prints its rows; shrinking is slow
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(hostile_rows(columns, good))
-    def check(rows: list[dict]) -> None:
-        answered.append(assert_same_decision(validation, schema, columns, rows))
+    # untouched rows too: on a wide schema of strings nearly every hostile value fails a check
+    @given(
+        st.one_of(hostile_rows(columns, good), st.lists(st.sampled_from(good), min_size=1)),
+        st.booleans(),
+    )
+    def check(rows: list[dict], lenient: bool) -> None:
+        answered.append(assert_same_decision(validation, schema, columns, rows, lenient))
 
     check()
     assert any(answered) and not all(answered), "the generator must reach both paths"
@@ -177,31 +227,42 @@ def test_service_entry_point_gives_the_same_answer_with_and_without_fast_path(va
         pa.DataFrameSchema(
             {"a": pa.Column(int, pa.Check(lambda s: s > 0, name="greater_than"))}, coerce=True
         ),
-        pa.DataFrameSchema({"a": pa.Column(int)}),  # no coercion: dtype depends on the frame
         pa.DataFrameSchema({"a": pa.Column(int, unique=True)}, coerce=True),
         pa.DataFrameSchema({"a": pa.Column(bool)}, coerce=True),
         pa.DataFrameSchema({"a": pa.Column(int)}, coerce=True, checks=pa.Check(lambda df: True)),
         pa.DataFrameSchema({"a": pa.Column(int, pa.Check.str_length(1))}, coerce=True),
         pa.DataFrameSchema({"a": pa.Column("datetime64[ns]")}, coerce=True),
+        pa.DataFrameSchema({"a": pa.Column(str, pa.Check.gt(5))}),  # str against an int
+        pa.DataFrameSchema({"a": pa.Column(int, pa.Check.isin("123"))}),  # a str, not a list
+        pa.DataFrameSchema({"a": pa.Column(int, pa.Check.notin([2**53 + 1, 0.5]))}),
+        pa.DataFrameSchema({"a": pa.Column(str, pa.Check.str_matches(b"x"))}),
+        pa.DataFrameSchema({"a": pa.Column(str, pa.Check.unique_values_eq(["x"]))}),
+        pa.DataFrameSchema({"a": pa.Column(str, pa.Check(lambda v: True, element_wise=True))}),
     ],
     ids=[
         "custom",
         "custom-named-as-builtin",
-        "no-coerce",
         "unique",
         "bool",
         "frame-check",
         "unmodelled-check",
         "datetime",
+        "str-compared-with-int",
+        "isin-a-string",
+        "inexact-statistic",
+        "bytes-pattern",
+        "cross-row-builtin",
+        "element-wise-custom",
     ],
 )
-def test_fast_path_stays_off_for_what_it_does_not_model(validation, schema) -> None:
-    assert validation.FastPath.compile(schema, ["a"]) is None
+def test_fast_path_stays_off_for_what_it_does_not_model(fastpath, schema) -> None:
+    assert fastpath.FastPath.compile(schema, ["a"]) is None
 
 
-def test_fast_path_is_not_fooled_by_floats_that_look_like_ints(validation) -> None:
-    schema = pa.DataFrameSchema({"a": pa.Column(int, pa.Check.le(2**53))}, coerce=True)
-    plan = validation.FastPath.compile(schema, ["a"])
+@pytest.mark.parametrize("coerce", [True, False])
+def test_fast_path_is_not_fooled_by_floats_that_look_like_ints(fastpath, coerce) -> None:
+    schema = pa.DataFrameSchema({"a": pa.Column(int, pa.Check.le(2**53))}, coerce=coerce)
+    plan = fastpath.FastPath.compile(schema, ["a"])
     assert plan([{"a": 3.0}]) is None  # Pandera decides whether 3.0 is an int
     assert plan([{"a": True}]) is None
     assert plan([{"a": 2**53 + 1}]) is None
@@ -328,3 +389,82 @@ def test_a_wrong_type_for_a_schema_without_coerce_is_a_failure_naming_row_and_co
     assert [(f["row"], f["column"], f["value"]) for f in failures] == [(1, "name", 7)]
     frame, clean = validation.validate(schema, rows[:1], ["name", "fare"], lenient=lenient)
     assert list(clean) == [] and frame["name"].tolist() == ["Braund, Mr. Owen"]
+
+
+# --- forms real notebooks use: no coercion, string checks --------------------------------
+
+
+@pytest.mark.parametrize("coerce", [False, True])
+def test_fast_path_answers_for_schemas_without_coercion_with_pandera_s_frame(
+    validation, fastpath, coerce
+) -> None:
+    """Whole numbers in a float column are float64, nulls NaN or None, as the Pandera path."""
+    schema = pa.DataFrameSchema(
+        {
+            "x": pa.Column(float, pa.Check.in_range(0, 10), nullable=True),
+            "n": pa.Column(int, pa.Check.isin([1, 2, 3])),
+            "s": pa.Column(str, pa.Check.str_length(max_value=3), nullable=True),
+        },
+        coerce=coerce,
+    )
+    columns = ["x", "n", "s"]
+    for rows in (
+        [{"x": 3, "n": 1, "s": "a"}],
+        [{"x": None, "n": 2, "s": None}],
+        [{"x": 3, "n": 1, "s": None}, {"x": 2.5, "n": 3, "s": "abc"}, {"x": None, "n": 1, "s": ""}],
+    ):
+        assert assert_same_decision(validation, schema, columns, rows), rows
+        assert fastpath.validate_fast(schema, rows, columns)["x"].dtype == "float64"
+    # what Pandera must decide: 2.0 in an int column (coerced to 2, or without coercion a
+    # float column: refused), a null in an int column, a number in a text column (refused)
+    for row, refused in (
+        ({"x": 1, "n": 2.0, "s": "a"}, not coerce),
+        ({"x": 1, "n": None, "s": "a"}, True),
+        ({"x": 1, "n": 1, "s": 5}, True),
+    ):
+        assert fastpath.validate_fast(schema, [row], columns) is None
+        assert bool(validation.validate(schema, [row], columns, fast=False)[1]) == refused, row
+
+
+STRING_CASES = [
+    ("code", "AB1"),
+    ("code", "AB1 and more"),  # str.match: anchored at the start only
+    ("code", "xAB1"),
+    ("code", "ab1"),
+    ("code", "AB١"),  # an Arabic-Indic digit is a \d for Python's re
+    ("name", "é"),
+    ("name", "e\u0301e\u0301e\u0301"),  # six code points: len() counts them, not glyphs
+    ("name", ""),
+    ("name", "🙂🙂🙂🙂🙂"),
+    ("pin", "123"),
+    ("pin", "12"),
+    ("pin", "1234"),
+    ("word", "xaby"),
+    ("word", "a b"),
+    ("word", "AB"),
+    ("tag", "t"),
+    ("tag", "T"),
+    ("tag", " t"),
+    ("end", "z"),
+    ("end", "z\n"),
+    ("end", "zZ"),
+    ("low", ""),
+    ("low", "abc"),
+]
+
+
+@pytest.mark.parametrize(("column", "value"), STRING_CASES)
+@pytest.mark.parametrize("coerce", [True, False])
+def test_string_checks_are_decided_exactly_as_pandera_does(
+    validation, fastpath, column, value, coerce
+) -> None:
+    schema = strings_schema() if coerce else uncoerced(strings_schema)()
+    columns = list(schema.columns)
+    good = {"code": "XY9", "name": "a", "pin": "000", "word": "ab", "tag": "t", "end": "z"}
+    rows = [{**good, "low": None, "n": 1, column: value}]
+    fast = fastpath.validate_fast(schema, rows, columns)
+    slow, failures = validation.validate(schema, rows, columns, fast=False)
+    # exact: the fast path answers whenever Pandera accepts, and only then
+    assert (fast is not None) == (failures == []), (column, value, failures)
+    if fast is not None:
+        pd.testing.assert_frame_equal(fast, slow, check_exact=True)

@@ -118,6 +118,16 @@ CONVERTED = []
 FILTER_BY_SCHEMA = False
 
 
+@functools.cache
+def frame_strategy(min_rows: int, max_rows: int, extremes: bool) -> st.SearchStrategy:
+    """The frames of the drawn columns, built once: a new strategy per example is validated
+    anew, which reads the source of every lambda in it and took a tenth of the whole run."""
+    index = pdst.indexes(
+        elements=st.integers(0, 9_999), min_size=min_rows, max_size=max_rows, unique=True
+    )
+    return pdst.data_frames(AT_EXTREMES if extremes else AT_BOUNDS, index=index)
+
+
 @st.composite
 def input_frames(
     draw, min_rows: int = 1, max_rows: int = MAX_ROWS, extremes: bool = False
@@ -130,10 +140,7 @@ def input_frames(
     ``extremes``, extreme values where a side is open), and a shuffled index such as a
     train/test split leaves behind.
     """
-    index = pdst.indexes(
-        elements=st.integers(0, 9_999), min_size=min_rows, max_size=max_rows, unique=True
-    )
-    frame = draw(pdst.data_frames(AT_EXTREMES if extremes else AT_BOUNDS, index=index))
+    frame = draw(frame_strategy(min_rows, max_rows, extremes))
     for name in CONVERTED:
         frame[name] = INPUT_SCHEMA.columns[name].dtype.coerce(frame[name])
     if FILTER_BY_SCHEMA:
@@ -144,9 +151,19 @@ def input_frames(
     return frame
 
 
+class _Table:
+    """A frame as the table a failure report shows, written only if Hypothesis reports it."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def __repr__(self) -> str:
+        return f"input frame of {len(self.frame)} row(s):\n{self.frame.to_string()}"
+
+
 def show(frame: pd.DataFrame) -> None:
     """Print the drawn frame as a table, with the failing example only (Hypothesis notes)."""
-    note(f"input frame of {len(frame)} row(s):\n{frame.to_string()}")
+    note(_Table(frame))  # formatting every passing example's frame cost more than some tests
 
 
 @functools.cache
