@@ -65,8 +65,11 @@ def breakdown(raw: str) -> dict[str, int]:
     return dict(out)
 
 
-def profile(tag: str, requests: int, rate: int, raw_file: Path | None) -> dict:
-    """Serve ``tag``, profile ``requests`` lone requests, return the breakdown and latency."""
+def profile(
+    tag: str, requests: int, rate: int, raw_file: Path | None, concurrency: int = 1
+) -> dict:
+    """Serve ``tag``, profile ``requests`` one-row requests sent ``concurrency`` at a time;
+    return the breakdown and latency."""
     import bentoml
     import pandas as pd
 
@@ -87,7 +90,7 @@ def profile(tag: str, requests: int, rate: int, raw_file: Path | None) -> dict:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(2)  # py-spy attaches to every process
-        result = load(url, payloads, requests=requests, concurrency=1)
+        result = load(url, payloads, requests=requests, concurrency=concurrency)
         recorder.send_signal(2)  # SIGINT: py-spy writes the file and exits
         recorder.wait(timeout=60)
     samples = breakdown(raw_path.read_text())
@@ -96,6 +99,7 @@ def profile(tag: str, requests: int, rate: int, raw_file: Path | None) -> dict:
     return {
         "tag": tag,
         "requests": requests,
+        "concurrency": concurrency,
         "p50_ms": result.p50_ms,
         "mean_ms": per_request_ms,
         "errors": result.errors,
@@ -112,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tag", help="a bento tag in the current BENTOML_HOME")
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
     parser.add_argument("--json", type=Path, help="write the breakdown here")
     args = parser.parse_args(argv)
-    out = profile(args.tag, args.requests, args.rate, args.raw)
-    print(f"{out['tag']}: {out['requests']} lone requests, p50 {out['p50_ms']:.2f} ms")
+    out = profile(args.tag, args.requests, args.rate, args.raw, args.concurrency)
+    print(
+        f"{out['tag']}: {out['requests']} one-row requests at concurrency {out['concurrency']}, "
+        f"p50 {out['p50_ms']:.2f} ms"
+    )
     print(f"{'stage':<34}{'share of busy':>14}{'ms/request':>12}")
     for name, s in out["stages"].items():
         print(f"{name:<34}{s['share']:>13.1%}{s['ms_per_request']:>12.2f}")

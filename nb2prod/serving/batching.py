@@ -6,7 +6,8 @@ the same per call for 1 row as for 32, so the service's validation batcher (a
 ``nb2prod_runtime.Batcher``, one worker thread) hands the requests the fast path could not
 decide to :func:`validate_many`. Pandera stays the judge, and every answer is the one
 ``validate(..., fast=False)`` gives that request alone: a combined call's frames are kept only
-when it finds nothing, and a request with a failure gets the single path's 422 body.
+when it finds nothing and each request's rows pass, through Pandera's own ``Check``, the
+checks that see a whole column or frame; a request with a failure gets the single path's 422.
 """
 
 from __future__ import annotations
@@ -23,34 +24,83 @@ from pandera.errors import SchemaError, SchemaErrors
 validation = importlib.import_module(__name__.rpartition("batching")[0] + "validation")
 
 BATCH_MAX_ROWS = 1000  # rows of concurrent requests in one call; a larger request goes alone
-_BATCHABLE: dict[int, tuple[Any, bool]] = {}
+_BATCHABLE: dict[int, tuple[Any, list | None]] = {}
 
 
-def _per_row(schema: Any) -> bool:
-    simple = validation.fastpath.row_by_row(schema)
-    for column in schema.columns.values() if simple else ():
+def _per_value(check: Any) -> bool:
+    """Pandera decides ``check`` value by value (or row by row): a built-in comparison, or a
+    custom check declared ``element_wise``. Its verdict on a request's rows is the same in any
+    company."""
+    return check.element_wise or (
+        check.name in validation.fastpath.PER_VALUE and validation.fastpath.builtin(check)
+    )
+
+
+def _plan(schema: Any) -> list[tuple[Any, str | None]] | None:
+    """The checks a combined call's pass does not settle for each request, as ``(check,
+    column)`` (``None``: a frame check); None when ``schema`` cannot be batched at all."""
+    simple = (
+        type(schema).__name__ == "DataFrameSchema"
+        and not schema.parsers
+        and schema.index is None
+        and not schema.add_missing_columns
+        and not schema.drop_invalid_rows
+    )
+    if not simple:
+        return None
+    confirm: list[tuple[Any, str | None]] = []
+    for check in schema.checks:
+        if check.groupby is not None:
+            return None
+        if not _per_value(check):
+            confirm.append((check, None))
+    for name, column in schema.columns.items():
         dtype = str(column.dtype).lower()
         # dtypes coerced value by value (not datetimes: pandas guesses their format from the
         # first value; not categories: theirs come from the whole column)
         if not (dtype.startswith(("int", "uint", "float", "bool")) or dtype in ("str", "string")):
-            return False
-        if column.unique or column.parsers or column.drop_invalid_rows:
-            return False
+            return None
+        if column.parsers or column.drop_invalid_rows or column.regex:
+            return None
         for check in column.checks:
-            own = check.name in validation.fastpath.PER_VALUE and validation.fastpath.builtin(check)
-            if check.groupby is not None or not (own or check.element_wise):
+            if check.groupby is not None:
+                return None
+            if not _per_value(check):
+                confirm.append((check, name))
+    # Uniqueness needs no confirming: the rows of a combined call that has no duplicate have
+    # none alone, and a duplicate across two requests is a failure at both (each then alone).
+    return confirm
+
+
+def _confirmed(plan: list[tuple[Any, str | None]], part: pd.DataFrame) -> bool:
+    """Whether Pandera's own checks that see a whole column or frame pass on ``part`` (one
+    request's rows of the combined result, as validating it alone gives them): run through
+    the ``Check`` as Pandera's backend runs it. Any doubt (an error) says no."""
+    for check, column in plan:
+        if check.raise_warning:
+            continue  # a warning never rejects
+        try:
+            result = check(part, column) if column is not None else check(part)
+            if not bool(np.all(result.check_passed)):
                 return False
-    return simple
+        except Exception:  # noqa: BLE001 - the single path will say what it is
+            return False
+    return True
 
 
 def batchable(schema: Any) -> bool:
-    """Whether Pandera decides each row of ``schema`` on its own, so that the rows of several
-    requests may share one call: not with frame-wide or cross-row semantics (dataframe-level
-    checks, unique, groupby, custom checks that see a whole column), an index, parsers, or
-    dtypes whose coercion depends on the other values. Cached per schema."""
+    """Whether the rows of several requests may share one Pandera call on ``schema``: every
+    row is coerced on its own (no parsers, index, added columns, dropped rows; int, float,
+    bool and str columns), and no check groups rows. A custom check that sees a whole column
+    or frame (it could look at other rows) is batched too, and confirmed per request on that
+    request's own rows (:func:`_confirmed`). Cached per schema."""
+    return _cached(schema) is not None
+
+
+def _cached(schema: Any) -> list[tuple[Any, str | None]] | None:
     key = id(schema)
     if key not in _BATCHABLE or _BATCHABLE[key][0] is not schema:
-        _BATCHABLE[key] = (schema, _per_row(schema))
+        _BATCHABLE[key] = (schema, _plan(schema))
     return _BATCHABLE[key][1]
 
 
@@ -101,9 +151,13 @@ def _together(
                 answers[i] = validation.judge(schema, prepared, columns, limit)
             members = [m for k, m in enumerate(members) if k not in at_fault]
             continue
-        for (i, _), start, end in zip(members, [0, *ends[:-1]], ends):
+        plan = _cached(schema) or []
+        for (i, prepared), start, end in zip(members, [0, *ends[:-1]], ends):
             part = valid.iloc[start:end].reset_index(drop=True)
-            answers[i] = (validation.ordered(part, columns), validation.Failures())
+            if _confirmed(plan, part):
+                answers[i] = (validation.ordered(part, columns), validation.Failures())
+            else:  # a whole-column or frame check that fails on this request's rows alone
+                answers[i] = validation.judge(schema, prepared, columns, limit)
         return answers
     for i, prepared in members:
         answers[i] = validation.judge(schema, prepared, columns, limit)

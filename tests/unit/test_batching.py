@@ -49,7 +49,7 @@ SCHEMAS = {
     "churn-custom": with_custom_check(
         BASE["churn"], "tenure_months", pa.Check(lambda v: v != 13, element_wise=True)
     ),
-    # a custom check on the whole column could look at other rows: never batched
+    # a custom check on the whole column: batched, then confirmed on each request's own rows
     "diabetes-column-check": with_custom_check(
         BASE["diabetes"], "age", pa.Check(lambda s: s < 119.5, name="custom_age")
     ),
@@ -128,7 +128,9 @@ def test_batched_fast_and_single_paths_agree_on_hostile_requests(modules, name) 
         assert seen["fast"] > 0
 
 
-@pytest.mark.parametrize("name", ["churn", "churn-uncoerced", "churn-custom", "diabetes"])
+@pytest.mark.parametrize(
+    "name", ["churn", "churn-uncoerced", "churn-custom", "diabetes", "diabetes-column-check"]
+)
 def test_good_requests_share_one_pandera_call(modules, name) -> None:
     validation, _, batching = modules
     schema = SCHEMAS[name]()
@@ -199,23 +201,25 @@ CROSS_ROW = {
         {"a": "x"},
         True,
     ),
+    # checks that see a whole column or frame: batched, then confirmed on each request's rows
     "frame-check": (
         pa.DataFrameSchema({"a": pa.Column(int)}, checks=pa.Check(lambda df: True)),
         ONE,
-        False,
+        True,
     ),
-    "unique": (pa.DataFrameSchema({"a": pa.Column(int, unique=True)}), ONE, False),
-    "unique-rows": (pa.DataFrameSchema({"a": pa.Column(int)}, unique=["a"]), ONE, False),
     "column-custom": (
         pa.DataFrameSchema({"a": pa.Column(int, pa.Check(lambda s: s >= s.mean()))}),
         ONE,
-        False,
+        True,
     ),
     "unique-values": (
         pa.DataFrameSchema({"a": pa.Column(int, pa.Check.unique_values_eq([1]))}),
         ONE,
-        False,
+        True,
     ),
+    # uniqueness: rows unique together are unique alone (duplicates are failures at both)
+    "unique": (pa.DataFrameSchema({"a": pa.Column(int, unique=True)}), ONE, True),
+    "unique-rows": (pa.DataFrameSchema({"a": pa.Column(int)}, unique=["a"]), ONE, True),
     "datetime": (
         pa.DataFrameSchema({"a": pa.Column("datetime64[ns]")}, coerce=True),
         {"a": "2024-01-02"},
@@ -237,14 +241,18 @@ CROSS_ROW = {
 
 
 @pytest.mark.parametrize("case", sorted(CROSS_ROW))
-def test_schemas_with_cross_row_semantics_are_never_batched(modules, case) -> None:
+def test_only_schemas_whose_rows_are_coerced_alone_and_not_grouped_are_batched(
+    modules, case
+) -> None:
     validation, _, batching = modules
     schema, row, batched = CROSS_ROW[case]
     assert batching.batchable(schema) is batched
     columns = list(schema.columns)
     calls = counting(schema)
     got = batching.validate_many(schema, [[row], [row], [row]], columns)
-    assert calls == ([3] if batched else [1, 1, 1])
+    # (three equal rows: unique fails together, at every row, so each request goes alone)
+    unique = case.startswith("unique") and case != "unique-values"
+    assert calls == ([3, 1, 1, 1] if unique else [3] if batched else [1, 1, 1])
     schema.validate = type(schema).validate.__get__(schema)  # the spy off, to compare
     for answer in got:
         assert_same_answer(answer, alone(validation, schema, [row], columns, False), [row])
@@ -308,3 +316,31 @@ def test_a_lone_request_is_handed_on_as_validate_built_it(modules) -> None:
     assert failures == []
     assert len(given_frames) == 1 and len(given_frames[0]) == 3
     assert frame is returned[0]
+
+
+WHOLE_COLUMN = {
+    # passes on the three requests together (sum 3), fails on each alone (sum 1)
+    "sum": (pa.Check(lambda s: s.sum() >= 3, name="enough"), [[ONE], [ONE], [ONE]], [1, 1, 1]),
+    # fails together at the 1 (mean 2), passes alone on each (1 >= 1, 3 >= 3)
+    "mean": (pa.Check(lambda s: s >= s.mean(), name="above"), [[ONE], [{"a": 3}]], [0, 0]),
+    # a frame check, as @pa.dataframe_check writes it, decided row by row
+    "frame": (None, [[ONE], [{"a": 20}], [{"a": 2}]], [0, 1, 0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WHOLE_COLUMN))
+def test_whole_column_and_frame_checks_are_confirmed_on_each_requests_own_rows(
+    modules, case
+) -> None:
+    validation, _, batching = modules
+    check, requests, want_failures = WHOLE_COLUMN[case]
+    if check is None:
+        schema = pa.DataFrameSchema(
+            {"a": pa.Column(int)}, checks=pa.Check(lambda df: df["a"] < 10, name="small")
+        )
+    else:
+        schema = pa.DataFrameSchema({"a": pa.Column(int, check)})
+    got = batching.validate_many(schema, requests, ["a"])
+    assert [len(f) for _, f in got] == want_failures
+    for answer, rows in zip(got, requests):
+        assert_same_answer(answer, alone(validation, schema, rows, ["a"], False), rows)
