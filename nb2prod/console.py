@@ -143,7 +143,7 @@ def runtime_line(serving: dict) -> str:
     parity = serving.get("parity") or {}
     if serving.get("runtime") == "compiled":
         return (
-            f"compiled (onnxruntime, parity on {parity.get('rows')} rows, "
+            f"compiled ({parity.get('engine', 'onnxruntime')}, parity on {parity.get('rows')} rows, "
             f"max diff {parity.get('max_abs_diff', 0):.2g})"
         )
     return f"python (compiled model not used: {serving.get('reason')})"

@@ -44,9 +44,10 @@ def _save_model(request: dict[str, Any]) -> None:
     ) as ref:
         # the export cell pickled it with the highest protocol, as the service reads it
         shutil.copyfile(request["model_file"], ref.path_of("model.pkl"))
-        compiled = os.path.join(os.path.dirname(request["model_file"]), "model.onnx")
-        if os.path.isfile(compiled):  # written by the build only when it serves compiled
-            shutil.copyfile(compiled, ref.path_of("model.onnx"))
+        for name in ("model.onnx", "model.treelite"):  # only when it serves compiled
+            compiled = os.path.join(os.path.dirname(request["model_file"]), name)
+            if os.path.isfile(compiled):
+                shutil.copyfile(compiled, ref.path_of(name))
 
 
 def _build(request: dict[str, Any]) -> str:

@@ -75,12 +75,13 @@ def decide(
     Raises:
         CompileError: ``serving.runtime`` is ``compiled`` and the model cannot serve compiled.
     """
-    from nb2prod.serving.compiled import ONNX_FILE
+    from nb2prod.serving.compiled import ONNX_FILE, TREES_FILE
 
     nb = checked.notebook
     setting = nb.settings.runtime
     out = training.model_file.with_name(ONNX_FILE)
     out.unlink(missing_ok=True)
+    out.with_name(TREES_FILE).unlink(missing_ok=True)
     if setting == "python":
         return Serving("python", "the notebook sets serving.runtime: python")
     try:
@@ -94,6 +95,7 @@ def decide(
             result = compile_model(model, features, out)
         except Exception as exc:  # noqa: BLE001 - the pickle's own predict failing here, ...
             out.unlink(missing_ok=True)
+            out.with_name(TREES_FILE).unlink(missing_ok=True)
             result = Serving("python", f"the compiled model could not be tried ({one_line(exc)})")
     if result.runtime != "compiled" and setting == "compiled":
         raise CompileError(
@@ -218,12 +220,7 @@ def compile_model(
     if trees and precisions == PRECISIONS:
         precisions = TREE_PRECISIONS
     tried = candidates(features, precisions)
-    if any(np.isinf(tree.threshold).any() for tree in trees):
-        return Serving(
-            "python",
-            "the model's trees split on missing values (an infinite threshold), which skl2onnx "
-            "1.20 cannot convert: its threshold search never ends",
-        )
+    hangs = any(np.isinf(tree.threshold).any() for tree in trees)  # splits on missing values
     if not tried:
         return Serving("python", f"the model input is a {type(features).__name__}, not a frame")
     rows = complete_rows(features)
@@ -234,6 +231,8 @@ def compile_model(
     if hasattr(model, "predict_proba"):
         expected["predict_proba"] = model.predict_proba(subset)
     best: tuple[int, str] | None = None
+    if hangs:
+        tried, best = [], (0, HANGS)
     for layout, precision in tried:
         stage, why = 0, ""
         try:
@@ -256,16 +255,93 @@ def compile_model(
                 if out is not None:
                     out.write_bytes(onnx)
                 log.debug("compiled with %s inputs as %s", precision, layout)
-                return Serving("compiled", None, parity)
+                return Serving("compiled", None, {**parity, "engine": "onnxruntime"})
         why = f"{why} [{precision} inputs]" if len(tried) > 1 else why
         if best is None or stage > best[0]:
             best = (stage, why)
+    if _tree_final(model) is not None:  # the trees by Treelite, the steps before by ONNX
+        result = compile_trees(model, subset, expected, rows, out)
+        if result.runtime == "compiled":
+            return result
+        if best is None or result.reason.startswith("reference row"):
+            best = (2, result.reason)
     return Serving("python", best[1] if best else "no candidate")
 
 
+HANGS = (
+    "the model's trees split on missing values (an infinite threshold), which skl2onnx 1.20 "
+    "cannot convert: its threshold search never ends"
+)
+# What Treelite's own importer (treelite.sklearn) reads; True: scikit-learn compares float32
+# values in it (sklearn.tree casts X), False: float64 (HistGradientBoosting)
+TREELITE = {f"{kind}{task}": kind != "HistGradientBoosting" for kind in (
+    "HistGradientBoosting", "RandomForest", "ExtraTrees", "GradientBoosting"
+) for task in ("Classifier", "Regressor")}  # fmt: skip
+
+
+def _tree_final(model: Any) -> Any:
+    """The pipeline's last step when Treelite can read it and a step comes before it."""
+    steps = getattr(model, "steps", None) or []
+    if len(steps) < 2 or type(steps[-1][1]).__name__ not in TREELITE:
+        return None
+    return steps[-1][1]
+
+
+def compile_trees(
+    model: Any, subset: Any, expected: dict[str, Any], rows: Any, out: Path | None
+) -> Serving:
+    """skl2onnx for the steps before the trees (the matrix they see), Treelite for the trees,
+    behind the same parity gate; ``model.treelite`` goes beside ``out`` when it passes."""
+    import numpy as np
+    import treelite
+    from skl2onnx import convert_sklearn
+    from sklearn.base import is_classifier
+
+    from nb2prod.serving.compiled import META_KEY, TREES_FILE, CompiledModel
+
+    final = _tree_final(model)
+    stage = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tl = treelite.sklearn.import_model(final)
+            stage = 1
+            layout = candidates(subset, ("double",))[-1][0]
+            prefix = convert_sklearn(model[:-1], initial_types=_types(subset, layout, "double"))
+            predict = np.asarray(expected["predict"])
+            meta = {
+                "layout": layout,
+                "precision": "double",
+                "predict": {"dtype": predict.dtype.str, "ndim": predict.ndim},
+                "proba": False,
+                "trees": {
+                    "classifier": bool(is_classifier(model)),
+                    "float32": TREELITE[type(final).__name__],
+                },
+            }
+            prop = prefix.metadata_props.add()
+            prop.key, prop.value = META_KEY, json.dumps(meta)
+            onnx, trees = prefix.SerializeToString(), tl.serialize_bytes()
+            stage = 2
+            compiled = CompiledModel(onnx, model, trees=trees)
+            parity, why = compare(compiled, subset, expected, rows)
+    except Exception as exc:  # noqa: BLE001 - any importer, converter or runtime failure
+        verb = (
+            "Treelite could not read the trees",
+            "skl2onnx could not convert the steps before the trees",
+            "ONNX Runtime and Treelite failed on the reference rows",
+        )[stage]
+        return Serving("python", f"{verb} ({one_line(exc)})")
+    if why is not None:
+        return Serving("python", f"{why} [Treelite]")
+    if out is not None:
+        out.write_bytes(onnx)
+        out.with_name(TREES_FILE).write_bytes(trees)
+    return Serving("compiled", None, {**parity, "engine": "onnxruntime+treelite"})
+
+
 def _trees(model: Any, depth: int = 0) -> Iterator[Any]:
-    """Every scikit-learn ``tree_`` in ``model`` (a pipeline, a column transformer, an
-    ensemble); an infinite threshold in one is a split of missing against present values."""
+    """Every scikit-learn ``tree_`` in ``model`` (pipelines, transformers, ensembles)."""
     import numpy as np
 
     tree = getattr(model, "tree_", None)

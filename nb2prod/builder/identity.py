@@ -51,13 +51,11 @@ def _imported_modules(source: str) -> set[str]:
 
 
 def packages(
-    checked: CheckResult, training: TrainingResult, *, compiled: bool = False
+    checked: CheckResult, training: TrainingResult, *, compiled: tuple[str, ...] = ()
 ) -> list[str]:
-    """The bento's pins, from the training environment, for what serving imports
-    (onnxruntime only when the bento serves the compiled model)."""
-    roots = set(BASE_PACKAGES) | {training.model_module.split(".")[0]}
-    if compiled:
-        roots.add("onnxruntime")
+    """The bento's pins, from the training environment, for what serving imports (the
+    compiled model's engines, onnxruntime and treelite, only when it serves them)."""
+    roots = set(BASE_PACKAGES) | {training.model_module.split(".")[0]} | set(compiled)
     plan = checked.plan
     for imp in [*plan.schema_imports, *plan.feature_imports]:
         roots |= _imported_modules(imp.source)

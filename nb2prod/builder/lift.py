@@ -210,7 +210,9 @@ def lift(
     schema_source = next(g.text for g in code if g.path == "lifted/schema.py")
     props = plan_tests(checked, training.reference_file, schema_source, gate=gate)
     ref = identity.fingerprint(training.reference_file)
-    pins = identity.packages(checked, training, compiled=serving["runtime"] == "compiled")
+    compiled = serving["runtime"] == "compiled"  # its engines: "onnxruntime+treelite", ...
+    engines = (serving.get("parity") or {}).get("engine", "onnxruntime") if compiled else ""
+    pins = identity.packages(checked, training, compiled=tuple(filter(None, engines.split("+"))))
     lifted_params = {p: training.params[p] for p in plan.lifted_params}
     version = identity.version(
         lifted_sha256=lifted_sha,

@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 ONNX_FILE = "model.onnx"  # beside model.pkl, in the BentoML model and the build's train/
+# A tree ensemble skl2onnx cannot convert: model.onnx is the pipeline before it, and Treelite
+# (its own import of the fitted scikit-learn trees) predicts from that matrix
+TREES_FILE = "model.treelite"
 META_KEY = "nb2prod"  # the ONNX model's metadata_props entry: how to feed it, how to answer
 # ONNX input types -> the numpy dtype fed (None: strings, fed as an object array)
 _FEED_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": None}
@@ -49,15 +52,32 @@ class CompiledModel:
     # scikit-learn's config_context, which only the pickle would use)
     checks_completeness = True
 
-    def __init__(self, onnx: bytes | str | Path, model: Any, threads: int = 1) -> None:
-        self.model = model
+    def __init__(
+        self,
+        onnx: bytes | str | Path,
+        model: Any,
+        threads: int = 1,
+        trees: bytes | str | Path | None = None,
+    ) -> None:
+        self.model, self.threads = model, threads
         self.session = session(onnx, threads)
         meta = json.loads(self.session.get_modelmeta().custom_metadata_map[META_KEY])
+        self.trees, self.tree_meta = None, meta.get("trees")
+        if self.tree_meta:
+            import treelite
+
+            self.trees = (
+                treelite.Model.deserialize_bytes(trees)
+                if isinstance(trees, bytes)
+                else treelite.Model.deserialize(str(trees))
+            )
         self.layout: str = meta["layout"]  # "matrix": one 2-D input; "columns": one per column
         self.inputs = [(i.name, _FEED_DTYPES[i.type]) for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         self.label, self.shape = outputs[0], meta["predict"]
         self.proba = outputs[1] if meta.get("proba") and len(outputs) > 1 else None
+        if self.tree_meta and self.tree_meta["classifier"]:
+            self.proba = outputs[0]  # the trees' probabilities, from the pipeline's matrix
         if self.proba is not None and hasattr(model, "predict_proba"):
             self.predict_proba = self._predict_proba  # only where the pickled model has one
 
@@ -108,6 +128,8 @@ class CompiledModel:
             NotCompiled: ``features`` cannot be fed (see :meth:`feeds`).
         """
         feeds = self.feeds(features)
+        if self.trees is not None:
+            return self._run_trees(method, feeds)
         if method == "predict":
             (out,) = self.session.run([self.label], feeds)
             if self.shape["ndim"] == 1:
@@ -117,6 +139,27 @@ class CompiledModel:
             (out,) = self.session.run([self.proba], feeds)
             return out.astype(np.float64, copy=False)
         raise NotCompiled(method)
+
+    def _run_trees(self, method: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The pipeline before the trees by ONNX Runtime, then the trees by Treelite."""
+        import treelite
+
+        (matrix,) = self.session.run(None, feeds)
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if self.tree_meta["float32"]:  # scikit-learn's own trees compare float32 values
+            matrix = matrix.astype(np.float32).astype(np.float64)
+        raw = treelite.gtil.predict(self.trees, matrix, nthread=self.threads)
+        out = raw.reshape(len(matrix), -1).astype(np.float64, copy=False)
+        if not self.tree_meta["classifier"]:
+            if method != "predict":
+                raise NotCompiled(method)
+            out = out.reshape(len(out)) if self.shape["ndim"] == 1 else out
+            return out.astype(np.dtype(self.shape["dtype"]), copy=False)
+        proba = np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
+        if method == "predict_proba":
+            return proba
+        labels = np.asarray(self.model.classes_)[proba.argmax(axis=1)]
+        return labels.astype(np.dtype(self.shape["dtype"]), copy=False)
 
     def predict(self, features: Any) -> Any:
         """The pickled model's ``predict``: compiled when ``features`` is complete."""
@@ -133,5 +176,9 @@ class CompiledModel:
 
 
 def load(model_file: str | Path, model: Any, threads: int = 1) -> CompiledModel:
-    """The compiled model beside ``model_file`` (``model.onnx`` next to ``model.pkl``)."""
-    return CompiledModel(Path(model_file).with_name(ONNX_FILE), model, threads)
+    """The compiled model beside ``model_file`` (``model.onnx``, and ``model.treelite`` when
+    Treelite predicts, next to ``model.pkl``)."""
+    trees = Path(model_file).with_name(TREES_FILE)
+    return CompiledModel(
+        Path(model_file).with_name(ONNX_FILE), model, threads, trees if trees.is_file() else None
+    )

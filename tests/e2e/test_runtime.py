@@ -69,20 +69,43 @@ def test_a_model_that_converts_exactly_serves_compiled(tmp_path: Path) -> None:
     )
 
 
-def test_a_model_that_does_not_convert_serves_the_pickle(churn: Built) -> None:
-    # HistGradientBoosting: skl2onnx 1.20 fails on scikit-learn 1.9's trees
+def test_trees_skl2onnx_cannot_convert_serve_by_treelite(churn: Built) -> None:
+    # HistGradientBoosting: skl2onnx 1.20 fails on scikit-learn 1.9's trees, so the one-hot
+    # step is ONNX and the trees Treelite; rows with a missing value go to the pickle
     serving = churn.manifest["serving"]
-    assert serving["runtime"] == "python" and serving["parity"] is None
-    assert "skl2onnx could not convert the model" in serving["reason"]
-    assert "Expected an int, got a boolean" in serving["reason"]
+    assert serving["runtime"] == "compiled" and serving["reason"] is None, serving
+    assert serving["parity"]["engine"] == "onnxruntime+treelite"
+    assert serving["parity"]["max_abs_diff"] <= 1e-6
     assert churn.result.to_dict()["serving"] == serving
-    assert not any(p.startswith("onnxruntime") for p in churn.manifest["packages"])
-    assert "model.onnx" not in _store_model_files(churn)
+    packages = churn.manifest["packages"]
+    assert any(p.startswith("treelite==") for p in packages)
+    assert any(p.startswith("onnxruntime==") for p in packages)
+    assert {"model.pkl", "model.onnx", "model.treelite"} <= _store_model_files(churn)
     rows, expected, features = _pickle_answers(churn, 200)
     assert features.isna().any(axis=None)  # rows with a missing value are among them
     with serve(churn.tag) as base:
         predictions, probabilities = _served(base, rows)
     assert predictions == expected["predict"].tolist()
+    np.testing.assert_allclose(probabilities, expected["predict_proba"], rtol=0, atol=1e-6)
+
+
+def test_a_model_that_does_not_convert_serves_the_pickle(tmp_path: Path) -> None:
+    from nb2prod.builder.pipeline import build
+
+    # np.log1p in a FunctionTransformer: skl2onnx converts no Python function
+    notebook = FIXTURES / "runtime" / "plan_upgrades_log_spend.ipynb"
+    built = Built(build(notebook, out_dir=tmp_path))
+    serving = built.manifest["serving"]
+    assert serving["runtime"] == "python" and serving["parity"] is None
+    assert "skl2onnx could not convert the model" in serving["reason"]
+    assert "FunctionTransformer is not supported" in serving["reason"]
+    assert built.result.to_dict()["serving"] == serving
+    assert not any(p.startswith(("onnxruntime", "treelite")) for p in built.manifest["packages"])
+    assert "model.onnx" not in _store_model_files(built)
+    rows, expected, _ = _pickle_answers(built, 200)
+    with serve(built.tag) as base:
+        predictions, probabilities = _served(base, rows)
+    assert predictions == expected["predict"].tolist()
     np.testing.assert_allclose(probabilities, expected["predict_proba"], rtol=1e-12, atol=0)
-    manifest = json.loads((churn.src / "nb2prod.json").read_text())
+    manifest = json.loads((built.src / "nb2prod.json").read_text())
     assert manifest["serving"] == serving

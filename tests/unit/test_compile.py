@@ -77,11 +77,14 @@ def test_a_tree_ensemble_pipeline_converts_and_passes_parity(estimator, tmp_path
     assert list(compiled.classes_) == [0, 1]  # the pickle's attributes show through
 
 
-def test_hist_gradient_boosting_falls_back_with_the_converters_error(tmp_path: Path) -> None:
+def test_a_bare_hist_gradient_boosting_falls_back_with_the_converters_error(
+    tmp_path: Path,
+) -> None:
     X, y = _accounts()
-    model = _pipeline(HistGradientBoostingClassifier(max_iter=10, random_state=0)).fit(X, y)
+    numbers = X[["seats", "spend"]]
+    model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(numbers, y)
     out = tmp_path / "model.onnx"
-    result = compile_model(model, X, out)
+    result = compile_model(model, numbers, out)
     assert result.runtime == "python" and result.parity is None
     # the cause first (why), then what raised it, cut: skl2onnx's message dumps the node
     assert result.reason.startswith(
@@ -90,6 +93,44 @@ def test_hist_gradient_boosting_falls_back_with_the_converters_error(tmp_path: P
     ), result.reason
     assert "\n" not in result.reason and len(result.reason) < 300
     assert not out.exists()
+
+
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_trees_skl2onnx_cannot_convert_serve_by_treelite_behind_the_same_gate(
+    task: str, tmp_path: Path
+) -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from nb2prod.serving.compiled import TREES_FILE, load
+
+    # Given churn's shape of model: one-hot encoding, then HistGradientBoosting (which
+    # skl2onnx 1.20 cannot convert), trained with missing values
+    X, y = _accounts(900)
+    X.loc[::7, "spend"] = np.nan
+    if task == "classifier":
+        model = _pipeline(HistGradientBoostingClassifier(max_iter=60, random_state=0)).fit(X, y)
+    else:
+        target = X["seats"] * 2.5 + X["spend"].fillna(0) / 10
+        model = _pipeline(HistGradientBoostingRegressor(max_iter=60, random_state=0)).fit(X, target)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    # When it is compiled
+    result = compile_model(model, X, tmp_path / "model.onnx")
+    # Then the steps before the trees are ONNX, the trees Treelite, exact on complete rows
+    assert result.runtime == "compiled", result.reason
+    assert result.parity["engine"] == "onnxruntime+treelite"
+    assert result.parity["rows"] == int(X.notna().all(axis=1).sum())
+    assert result.parity["max_abs_diff"] <= 1e-6
+    assert (tmp_path / TREES_FILE).is_file()
+    compiled = load(tmp_path / "model.pkl", model)
+    fresh, _ = _accounts(300, seed=5)
+    fresh.loc[::5, "spend"] = np.nan  # these rows go to the pickle
+    np.testing.assert_array_equal(compiled.predict(fresh), model.predict(fresh))
+    if task == "classifier":
+        np.testing.assert_allclose(
+            compiled.predict_proba(fresh), model.predict_proba(fresh), rtol=0, atol=1e-6
+        )
+        complete = fresh.dropna()
+        assert compiled.run("predict_proba", complete).shape == (len(complete), 2)
 
 
 def test_a_candidate_that_converts_but_differs_names_the_first_differing_row() -> None:
@@ -134,13 +175,19 @@ def test_complete_rows_only_are_compared_and_a_row_with_a_missing_value_serves_t
     assert np.array_equal(compiled.predict_proba(rows.loc[[1]]), model.predict_proba(rows.loc[[1]]))
 
 
-def test_trees_that_split_on_missing_values_are_not_converted() -> None:
-    # skl2onnx 1.20's threshold search never ends on an infinite threshold
+def test_trees_that_split_on_missing_values_go_to_treelite_not_skl2onnx() -> None:
+    # skl2onnx 1.20's threshold search never ends on an infinite threshold (this test would
+    # hang if it were tried); Treelite reads the forest as fitted
     X, y = _accounts()
     X["spend"] = X["spend"].astype(float)
     X.loc[::9, "spend"] = np.nan
     model = _pipeline(RandomForestClassifier(n_estimators=5, random_state=0)).fit(X, y)
     result = compile_model(model, X)
+    assert result.runtime == "compiled", result.reason
+    assert result.parity["engine"] == "onnxruntime+treelite"
+    # without a step before it, nothing else can take the forest: the reason says why
+    bare = RandomForestClassifier(n_estimators=5, random_state=0).fit(X[["seats", "spend"]], y)
+    result = compile_model(bare, X[["seats", "spend"]])
     assert result.runtime == "python" and "split on missing values" in result.reason
 
 
