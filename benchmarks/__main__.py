@@ -10,6 +10,8 @@ Cases (``--only`` picks some):
   overhead); the in-process ceiling; validation's share of a request.
 - ``hardening``: the full-size hardening checks on the churn bento (``benchmarks.hardening``).
 - ``monitoring``: the prediction log and ``nb2prod monitor`` (``benchmarks.bench_monitoring``).
+- ``python``: the churn notebook again with ``serving.runtime: python`` (the pickle serves):
+  the bento against its baseline at concurrency 1 and 32, and the in-process path.
 - ``diabetes``: the second example (expected to serve the compiled runtime): build, then the
   bento against its baseline at concurrency 1 and 32, and the in-process path.
 - ``untuned``: the same on ``benchmarks/notebooks/bookings.ipynb``, whose schema is not
@@ -35,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.build import NOTEBOOKS, UNTUNED, bench_build, open_built
+from benchmarks.build import NOTEBOOKS, UNTUNED, bench_build, open_built, with_runtime
 from benchmarks.serving import CONCURRENCY
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 PLOT = ROOT / "docs" / "images" / "performance.png"
-CASES = ("churn", "hardening", "monitoring", "diabetes", "untuned", "check")
+CASES = ("churn", "hardening", "monitoring", "python", "diabetes", "untuned", "check")
 
 
 def cases_of(only: str | None, hardening: bool = True) -> list[str]:
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.cases import bench_monitoring
 
         r["monitoring"] = bench_monitoring(r["notebooks"]["churn"]["bento"]["tag"], args.scale)
+    if "python" in cases:  # the churn model again, served by the pickle
+        notebook = with_runtime(NOTEBOOKS["churn"], "python", "churn-python", work / "notebooks")
+        run_notebook(r, "churn-python", notebook, False, work, args.scale, logs)
     if "diabetes" in cases:
         run_notebook(r, "diabetes", NOTEBOOKS["diabetes"], False, work, args.scale, logs)
     if "untuned" in cases:

@@ -19,6 +19,19 @@ UNTUNED = {"bookings": ROOT / "benchmarks" / "notebooks" / "bookings.ipynb"}
 GATE_STAGE = "test"  # the build stage that runs the generated property tests
 
 
+def with_runtime(notebook: Path, runtime: str, name: str, work: Path) -> Path:
+    """A copy of ``notebook`` in ``work`` that sets ``serving.runtime`` and names its bento
+    ``name``: the same model served by the other runtime."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    settings = nb.setdefault("metadata", {}).setdefault("nb2prod", {})
+    settings["name"] = name
+    settings.setdefault("serving", {})["runtime"] = runtime
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / f"{name}.ipynb"
+    out.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+    return out
+
+
 def records(frame: Any) -> list[dict[str, Any]]:
     """Rows as a JSON client sends them: missing values as null."""
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

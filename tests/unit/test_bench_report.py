@@ -144,3 +144,18 @@ def test_cases_are_picked_by_name_and_hardening_brings_the_churn_case() -> None:
             "x", {"serving": {"servers": {"bento": {"1": run(1, 1)}, "baseline": {"1": run(1, 0)}}}}
         )["p50_c1_python[x]"]
     )
+
+
+def test_with_runtime_copies_the_notebook_with_the_setting(tmp_path) -> None:
+    import json
+
+    from benchmarks.build import NOTEBOOKS, with_runtime
+
+    before = NOTEBOOKS["churn"].read_bytes()
+    copy = with_runtime(NOTEBOOKS["churn"], "python", "churn-python", tmp_path)
+    settings = json.loads(copy.read_text())["metadata"]["nb2prod"]
+    assert settings["serving"]["runtime"] == "python" and settings["name"] == "churn-python"
+    assert NOTEBOOKS["churn"].read_bytes() == before
+    from nb2prod.notebook.check import check
+
+    assert check(copy).ok
