@@ -40,14 +40,24 @@ def check_features(features: Any) -> None:
     A NaN stays: it is a missing value, which the schema allowed and the model may handle.
     """
     if isinstance(features, pd.DataFrame):
-        numeric = features.select_dtypes(include="number")
-        values, names = numeric.to_numpy(dtype=float, na_value=np.nan), list(numeric.columns)
-    else:
-        values = np.asarray(features)
-        if values.dtype.kind not in "fiu":
-            return
-        values = values.reshape(len(values), -1).astype(float)
-        names = [f"feature {i}" for i in range(values.shape[1])]
+        # Only float columns can hold an infinity; column by column, no frame copied
+        # (select_dtypes was ~0.3 ms of a one-row request). The first bad row, then column.
+        first = None
+        for i, dtype in enumerate(features.dtypes):
+            if dtype.kind != "f":
+                continue
+            column = features.iloc[:, i].to_numpy(dtype=float, na_value=np.nan)
+            rows = np.flatnonzero(np.isinf(column))
+            if len(rows) and (first is None or rows[0] < first[0]):
+                first = (int(rows[0]), i)
+        if first is not None:
+            raise NonFinite(first[0], str(features.columns[first[1]]), "feature")
+        return
+    values = np.asarray(features)
+    if values.dtype.kind not in "fiu":
+        return
+    values = values.reshape(len(values), -1).astype(float)
+    names = [f"feature {i}" for i in range(values.shape[1])]
     bad = np.argwhere(np.isinf(values))
     if len(bad):
         row, col = bad[0]

@@ -64,6 +64,20 @@ def test_an_infinite_feature_names_its_row_and_column() -> None:
     }
 
 
+def test_the_first_infinite_row_is_named_then_its_first_column() -> None:
+    features = pd.DataFrame(
+        {
+            "a": [1.0, 2.0, np.inf],
+            "n": [1, 2, 3],
+            "b": pd.array([None, -np.inf, np.inf], dtype="Float64"),
+            "c": [1.0, np.inf, 1.0],
+        }
+    )
+    with pytest.raises(NonFinite) as info:
+        check_features(features)
+    assert (info.value.row, info.value.column) == (1, "b")
+
+
 def test_a_missing_feature_is_not_an_error() -> None:
     check_features(pd.DataFrame({"x": [np.nan, 1.0], "n": pd.array([None, 2], dtype="Int64")}))
     check_features(np.array([[1.0, np.nan]]))
