@@ -86,13 +86,42 @@ def make_work_dir(out_dir: Path, name: str) -> Path:
     return work
 
 
+def stop_children_in(work: Path) -> list[int]:
+    """SIGKILL this process's children whose command line names a path in ``work`` (the
+    training kernel, the gate's tests); the pids. Linux only (``/proc``); elsewhere none.
+
+    A kernel still starting when the build was stopped writes its connection file after the
+    work dir is gone, and so makes the folder again. Only processes started on this work dir
+    are touched: a Jupyter server's own kernels, in whose process a build job runs, are not.
+    """
+    killed, me, mark = [], os.getpid(), str(work)
+    try:
+        entries = [e for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return killed
+    for entry in entries:
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) != me:
+                continue
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ")
+            if mark in cmdline.decode(errors="replace"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return killed
+
+
 def remove(work: Path, *, within: float = 5.0) -> None:
     """Remove a stopped build's work dir, and keep at it while something still writes there.
 
-    nbclient runs the kernel's event loop in a thread of its own, which goes on for a moment
-    after a signal stopped the build (it writes the executed notebook, the kernel manager
-    removes its files), so one ``rmtree`` can race it and leave the folder behind.
+    The processes started on it are killed first (:func:`stop_children_in`). nbclient runs the
+    kernel's event loop in a thread of its own, which goes on for a moment after a signal
+    stopped the build (it writes the executed notebook, the kernel manager removes its
+    files), so one ``rmtree`` can race it and leave the folder behind.
     """
+    stop_children_in(work)
     deadline = time.monotonic() + within
     while True:
         shutil.rmtree(work, ignore_errors=True)

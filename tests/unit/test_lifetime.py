@@ -134,3 +134,39 @@ def test_a_work_dir_is_removed_while_a_thread_still_writes_into_it(tmp_path: Pat
     remove(work)
     thread.join()
     assert not work.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_removing_a_work_dir_kills_the_children_started_on_it_and_no_others(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    # Given a child writing into the work dir (as a kernel still starting up does) and one
+    # that has nothing to do with it (as a Jupyter server's own kernel)
+    work, other = tmp_path / ".nb-abcdefgh", tmp_path / "elsewhere"
+    (work / "train").mkdir(parents=True)
+    other.mkdir()
+    writer = (
+        "import os, sys, time\n"
+        "time.sleep(0.5)\n"
+        "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n"
+        "open(sys.argv[1], 'w').write('{}')\n"
+        "time.sleep(60)\n"
+    )
+    late = subprocess.Popen([sys.executable, "-c", writer, str(work / "train" / "k.json")])
+    bystander = subprocess.Popen([sys.executable, "-c", writer, str(other / "k.json")])
+    try:
+        # When the work dir is removed
+        lifetime.remove(work)
+        # Then the child started on it is dead before it could make the folder again, and
+        # the other one runs on
+        assert late.wait(5) == -9
+        time.sleep(1.0)
+        assert not work.exists()
+        assert bystander.poll() is None and (other / "k.json").exists()
+    finally:
+        for proc in (late, bystander):
+            proc.kill()
+            proc.wait()
