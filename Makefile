@@ -7,20 +7,33 @@ PYTHON ?= python3
 export BENTOML_DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast test-js test-deps lint bench clean
+.PHONY: install lock demo test test-fast test-js test-deps lint bench clean
 
 LABEXT := nb2prod/labextension/package.json
 FRONTEND := package.json yarn.lock tsconfig.json $(wildcard src/*.ts schema/*.json style/*)
 
 install: $(VENV)/.installed $(LABEXT)
 
-# uv resolves and installs in about 3 minutes where pip's resolver took 15 to 25 on this
-# machine; uv is a runtime dependency anyway (bentoml build looks for it).
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked versions (requirements.lock, made by `make lock`), so two fresh machines
+# pin the same packages into the same notebook's bento and build the same version. uv installs
+# in about 3 minutes where pip's resolver took 15 to 25 on this machine; uv is a runtime
+# dependency anyway (bentoml build looks for it), bootstrapped at its locked version. nb2prod
+# itself goes in without build isolation: its build backend is in the lock (the dev extra).
+LOCK := requirements.lock
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	test -x $(VENV)/bin/uv || $(PY) -m pip install -q 'uv>=0.5'
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
+	test -x $(VENV)/bin/uv || $(PY) -m pip install -q "$$(grep '^uv==' $(LOCK))"
+	$(VENV)/bin/uv pip sync -q --compile-bytecode --python $(PY) $(LOCK)
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
+
+# Resolve pyproject.toml (with the dev extra) again into requirements.lock, for Python 3.11 and
+# later on any platform; pins already in the lock are kept where they still fit
+# (`make lock LOCK_FLAGS=--upgrade` moves every package to its newest version).
+lock:
+	test -x $(VENV)/bin/uv || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install -q 'uv>=0.5'; }
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --custom-compile-command 'make lock' $(LOCK_FLAGS) -o $(LOCK)
 
 # The JupyterLab extension, built with the machine's node and the venv's jlpm; `develop`
 # links it into the venv so that a rebuild shows up at the next page load.

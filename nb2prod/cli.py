@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,9 +12,11 @@ import typer
 from typer.core import TyperCommand
 
 from nb2prod._version import __version__
+from nb2prod.cli_lifecycle import LIFECYCLE
 from nb2prod.cli_params import QuickCommand, QuickGroup
+from nb2prod.cli_run import run as _run
+from nb2prod.cli_run import state as _state
 from nb2prod.console import console as _console
-from nb2prod.errors import Nb2ProdError
 
 app = typer.Typer(
     name="nb2prod",
@@ -26,7 +26,6 @@ app = typer.Typer(
     add_completion=False,
     cls=QuickGroup,  # its flags are read without Pydantic: `nb2prod check` answers as you type
 )
-_state = {"verbose": False}
 
 NotebookArg = Annotated[
     Path,
@@ -61,20 +60,6 @@ ParamsFileOpt = Annotated[
 
 def _pairs(raw: list[str] | None) -> list[tuple[str, str]]:
     return [tuple(ast.literal_eval(item)) for item in raw or []]
-
-
-def _run(call: Callable[[], Any]) -> Any:
-    """Run one library call; turn an ``Nb2ProdError`` into a sentence on stderr and its exit code."""
-    try:
-        return call()
-    except Nb2ProdError as exc:
-        if _state["verbose"]:
-            logging.getLogger("nb2prod").exception("failed")
-        report = exc.fields.get("report")
-        if report:
-            sys.stderr.write(str(report).rstrip() + "\n")
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True)
-        raise typer.Exit(exc.exit_code) from None
 
 
 class _RichOnFirstRecord(logging.Handler):
@@ -366,6 +351,11 @@ def monitor(
     )
     print_drift(_console(), result)
     raise typer.Exit(result.exit_code)
+
+
+# The commands for the life after the first bento (nb2prod/cli_lifecycle.py)
+for _command, _settings in LIFECYCLE:
+    app.command(**_settings)(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

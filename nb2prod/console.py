@@ -119,9 +119,10 @@ def print_build(console: Console, result: BuildResult) -> None:
     if result.cached:
         rows[0] = ("bento", rows[0][1] + "  (unchanged: cache hit)")
     for name, value in result.metrics.items():
-        gate = next((g for g in result.gates if g["metric"] == name), None)
+        gate = next((g for g in result.gates if g["metric"] == name and "column" not in g), None)
         suffix = f"  gate {escape(gate['bound'])} [green]passed[/]" if gate else ""
         rows.append((f"metric {name}", f"{value:.4g}{suffix}"))
+    rows += _evaluated_gates(result.gates)
     if result.serving:
         rows.append(("runtime", escape(runtime_line(result.serving))))
     rows += [
@@ -129,12 +130,42 @@ def print_build(console: Console, result: BuildResult) -> None:
         ("sources", escape(str(result.build_dir / "src"))),
         ("serve", escape(result.serve_command)),
     ]
+    if result.tracking:  # lifecycle.tracking; tracking_off was logged as a warning already
+        run = result.tracking
+        made = " (made by that run: cache hit)" if run.get("cached") else ""
+        text = f"MLflow run {run['run_id']}, {run['experiment']} version {run['version']}{made}"
+        rows.append(("tracked", escape(f"{text}, in {run['uri']}")))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:  # labels are plain text, values markup
         console.print(f"{escape(label.ljust(width))}  {value}", soft_wrap=True)
     if result.cache_off:
         text = f"cache off for this notebook: {result.cache_off}"
         console.print(f"[yellow]{escape(text)}[/]", soft_wrap=True)
+
+
+def _evaluated_gates(gates: list[dict]) -> list[tuple[str, str]]:
+    """``gate roc_auc[region]  4 slices of region >= 0.65 passed``: slice and fairness gates."""
+    from rich.markup import escape
+
+    by_gate: dict[str, list[dict]] = {}
+    for gate in gates:
+        if "column" in gate:
+            by_gate.setdefault(str(gate["metric"]), []).append(gate)
+    rows = []
+    for key, entries in by_gate.items():
+        skipped = sum(e["passed"] is None for e in entries)
+        if entries[0].get("slice") is None and len(entries) == 1:
+            text = f"{entries[0]['value']:.4g} {escape(entries[0]['bound'])}"
+        else:
+            scored = len(entries) - skipped
+            text = f"{scored} slices of {escape(str(entries[0]['column']))} {escape(entries[0]['bound'])}"
+            text += f" ({skipped} skipped: undefined)" if skipped else ""
+        rows.append((f"gate {key}", f"{text} [green]passed[/]"))
+    return rows
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
 
 
 def runtime_line(serving: dict) -> str:
@@ -170,8 +201,11 @@ def print_drift(console: Console, result: MonitorResult) -> None:
         console.print(f"left out of drift: {describe(result.left_out)}")
     if result.quality:
         quality_table = Table(title="quality on current data vs training")
+        shipped = any("evaluation" in q for q in result.quality)  # the bento's held-out rows
         for name in ("metric", "current", "training", "change", "gate"):
             quality_table.add_column(name)
+        if shipped:
+            quality_table.add_column("evaluation data")
         for q in result.quality:
             gate = q.get("gate") or ""
             if q.get("gate_passed") is not None:
@@ -183,6 +217,7 @@ def print_drift(console: Console, result: MonitorResult) -> None:
                 "" if training is None else f"{training:.4g}",
                 "" if change is None else f"{change:+.4g}",
                 gate,
+                *([_number(q.get("evaluation"))] if shipped else []),
             )
         console.print(quality_table)
     for note in result.notes:

@@ -61,6 +61,10 @@ class GateFailed(Nb2ProdError):
     """A metric gate from the notebook settings did not hold."""
 
 
+class EvaluationError(Nb2ProdError):
+    """A metric cannot be computed on evaluation data (unknown name, one class, no proba)."""
+
+
 class PropertyFailed(Nb2ProdError):
     """A generated property test failed; the report is in ``fields['report']``."""
 
@@ -81,6 +85,21 @@ class MonitorError(Nb2ProdError):
     """Monitoring input is bad (missing file, wrong format, schema violations)."""
 
     exit_code = 2
+
+
+class RebuildError(Nb2ProdError):
+    """``nb2prod rebuild`` cannot rebuild a bento: its notebook is not found, or not usable."""
+
+
+class ShadowError(Nb2ProdError):
+    """``nb2prod shadow`` or a replay got bad input (traffic, bento, schemas that differ)."""
+
+    exit_code = 2
+
+
+class RegistryError(Nb2ProdError):
+    """The MLflow registry cannot answer: an unknown name, alias or version, a store that
+    cannot be reached, or an alias that would point at a bento not in the store."""
 
 
 class BuildInProgress(Nb2ProdError):
@@ -122,3 +141,7 @@ class ReferenceInvalid(Nb2ProdError):
 
 class SuggestError(Nb2ProdError):
     """``nb2prod suggest`` cannot lift the notebook's feature cells; the message says where."""
+
+
+class PromotionError(Nb2ProdError):
+    """``nb2prod promote``/``rollback`` refused to move an alias; the figures are in fields."""

@@ -19,6 +19,9 @@ os.environ["BENTOML_HOME"] = str(_HOME)
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 # Served bentos log requests; keep the logs of tests out of the home directory.
 os.environ.setdefault("NB2PROD_LOG_DIR", str(_HOME / "prediction-logs"))
+# Every build is an MLflow run: the session's runs go to its own sqlite store, never to
+# ./mlflow.db (always set: a CI that sets MLFLOW_TRACKING_URI must not get the tests' runs).
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_HOME}/mlflow.db"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -84,6 +84,62 @@ def serve(
         log.close()
 
 
+@contextmanager
+def background(
+    command: list[str], ready: str, log: Path, env: dict[str, str], cwd: Path | None = None
+) -> Iterator[None]:
+    """Run ``command`` (in ``cwd``) in its own session until ``ready`` answers 200; stop it
+    after."""
+    import httpx
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180  # mlflow server: ~17 s on a loaded 2-core machine
+        while True:
+            assert proc.poll() is None, f"{command[1]} exited: {log.read_text()[-2000:]}"
+            try:
+                if httpx.get(ready, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{ready} not ready: {log.read_text()[-2000:]}"
+            time.sleep(0.3)
+        yield
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except ProcessLookupError:  # it had exited already (the assertion above says why)
+            proc.wait()
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real ``mlflow server`` (one worker) on a free loopback port, its store in ``folder``;
+    yield its URI; stop it."""
+    folder.mkdir(parents=True)
+    port = free_port()
+    command = [
+        *(str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)),
+        *("--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--workers", "1"),
+        *("--artifacts-destination", str(folder / "artifacts")),
+    ]
+    uri = f"http://127.0.0.1:{port}"
+    with background(command, f"{uri}/health", folder / "server.log", dict(os.environ)):
+        yield uri
+
+
 class Built:
     """A finished example build: its result and the paths tests look at."""
 
@@ -200,21 +256,32 @@ CHURN_ROLES = {
 
 
 def churn_rows(
-    n: int, seed: int, *, tenure_shift: int = 0, contract_p: tuple = (0.55, 0.25, 0.2)
+    n: int,
+    seed: int,
+    *,
+    tenure_shift: int = 0,
+    contract_p: tuple = (0.55, 0.25, 0.2),
+    calls_effect: float = 0.5,
+    calls_rate: float = 1.5,
 ) -> pd.DataFrame:
-    """Fresh rows from churn.ipynb's generator (another seed), plus the true ``churned``."""
+    """Fresh rows from churn.ipynb's generator (another seed), plus the true ``churned``.
+
+    ``tenure_shift``, ``contract_p`` and ``calls_rate`` (the mean number of support calls)
+    move the inputs (data drift); ``calls_effect``, the
+    weight of support calls in the churn odds, moves the outcome given the inputs (concept
+    drift)."""
     rng = np.random.default_rng(seed)
     contract = rng.choice(["month-to-month", "one-year", "two-year"], size=n, p=list(contract_p))
     payment = rng.choice(["card", "bank-transfer", "electronic-check", "mailed-check"], size=n)
     tenure = np.clip(rng.integers(0, 73, size=n) + tenure_shift, 0, 120)
     charges = np.round(rng.gamma(4.0, 16.0, size=n) + 18, 2)
-    calls = rng.poisson(1.5, size=n)
+    calls = rng.poisson(calls_rate, size=n)
     logit = (
         -1.2
         + 2.0 * (contract == "month-to-month")
         - 0.06 * tenure
         + 0.02 * (charges - 70)
-        + 0.5 * calls
+        + calls_effect * calls
         + 0.8 * (payment == "electronic-check")
     )
     churned = rng.random(n) < 1 / (1 + np.exp(-logit))
@@ -255,3 +322,57 @@ def assert_names_its_property(error: Any, fixture: str, prop: str) -> Path:
     assert str(kept) in report
     assert f"Rerun: nb2prod test {kept} --seed {error.fields['seed']}." in str(error)
     return kept
+
+
+GATES = [{"metric": "roc_auc", "value": 0.83, "bound": ">= 0.7", "passed": True}]
+
+
+def tiny_bento(folder: Path) -> str:
+    """A real bento in the BentoML store (a one-endpoint service, ~1 s to build); its tag."""
+    import uuid
+
+    import bentoml
+
+    (folder / "service.py").write_text(
+        "import bentoml\n\n\n@bentoml.service\nclass Tiny:\n"
+        "    @bentoml.api\n    def ping(self) -> str:\n        return 'pong'\n"
+    )
+    made = bentoml.bentos.build(
+        "service:Tiny",
+        name="tiny",
+        version=uuid.uuid4().hex[:12],
+        build_ctx=str(folder),
+        python={"lock_packages": False},
+    )
+    return str(made.tag)
+
+
+def register(
+    root: Path, name: str, bento_tag: str, roc_auc: float = 0.83, *, gate: bool = True
+) -> int:
+    """A registry version of ``name`` for ``bento_tag``, made the way a build makes one
+    (``lifecycle.tracking.track_build`` on a finished build's result); its number."""
+    from nb2prod.builder.pipeline import BuildResult
+    from nb2prod.lifecycle import tracking
+
+    version = bento_tag.split(":")[1]
+    build_dir = root / f"{name}-{version}"
+    (build_dir / "src").mkdir(parents=True)
+    manifest = {
+        "name": name,
+        "parameters": {"seed": "7"},
+        "build_time": "2026-12-01T16:23:40+00:00",
+        "properties": {"gate": gate},
+    }
+    (build_dir / "src" / "nb2prod.json").write_text(json.dumps(manifest))
+    built = BuildResult(
+        tag=bento_tag,
+        version=version,
+        metrics={"roc_auc": roc_auc},
+        bento_path=root / "x.bento",
+        build_dir=build_dir,
+        gates=[{**GATES[0], "value": roc_auc}],
+    )
+    tracking.track_build("x", {}, root, lambda: built)
+    assert built.tracking is not None, built.tracking_off
+    return built.tracking["version"]

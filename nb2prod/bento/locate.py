@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from nb2prod.errors import BentoNotFound, MonitorError
+from nb2prod.errors import BentoNotFound, MonitorError, RegistryError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +83,8 @@ def store_model(tag: str) -> Path | None:
 @contextmanager
 def open_bento(target: str | Path, *, writable: bool = False) -> Iterator[Bento]:
     """Open the bento named by ``target``: a build directory or its ``src/``, a ``.bento``
-    file, or a tag in the BentoML store.
+    file, a tag in the BentoML store, or a registry version (``churn@champion``,
+    ``churn:v3``: :func:`nb2prod.lifecycle.registry.resolve`).
 
     Args:
         target: the bento, as the user named it.
@@ -91,8 +92,10 @@ def open_bento(target: str | Path, *, writable: bool = False) -> Iterator[Bento]
             temporary directory first, so nothing lands inside the store).
 
     Raises:
-        BentoNotFound: nothing of that name exists, or it was not made by nb2prod.
+        BentoNotFound: nothing of that name exists, or it was not made by nb2prod (a
+            registry version that does not resolve to a bento in the store, too).
     """
+    target = _registry_version(target)
     # Resolved once, here: the tests run with src/ as their working directory, so a path
     # relative to the caller's (bentos/churn-<version>/train/model.pkl) would name nothing.
     path = Path(target).expanduser()
@@ -137,6 +140,24 @@ def open_bento(target: str | Path, *, writable: bool = False) -> Iterator[Bento]
         copy = Path(tmp) / "src"
         shutil.copytree(src, copy)
         yield Bento(copy, _manifest(copy), None, "store")
+
+
+def _registry_version(target: str | Path) -> str | Path:
+    """The bento tag a registry version names (``churn@champion``; ``churn:v3`` unless the
+    BentoML store has a bento of that very tag), else ``target`` as it was."""
+    from nb2prod.lifecycle import registry  # mlflow only for NAME@ALIAS and NAME:vN
+
+    text = str(target)
+    if Path(target).expanduser().exists() or not registry.is_ref(text):
+        return target
+    if "@" not in text and registry.in_store(text):
+        return target  # a BentoML tag whose version is v3
+    if "@" not in text and not registry.exists():
+        return target  # no registry here: the store lookup below says it is not found
+    try:
+        return registry.resolve(text)
+    except RegistryError as exc:
+        raise BentoNotFound(f"No bento `{text}`: {exc}") from exc
 
 
 def load_pipeline(src: Path, manifest: dict[str, Any]) -> Pipeline:

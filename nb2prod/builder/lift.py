@@ -146,18 +146,26 @@ def _imports(imports: list[Import]) -> list[dict[str, str]]:
     return [{"source": i.source, "where": i.cell.where} for i in imports]
 
 
-def _git_commit(path: Path) -> str | None:
+def git(folder: Path, *args: str) -> str | None:
+    """``git -C folder *args``'s output, stripped; None outside a work tree or without git."""
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(path.parent), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=5,
-        )
+        command = ["git", "-C", str(folder), *args]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _git_commit(path: Path) -> str | None:
+    return git(path.parent, "rev-parse", "HEAD")
+
+
+def _repo_path(path: Path) -> str | None:
+    """``path`` relative to its git work tree's root, where another clone finds it."""
+    top = git(path.parent, "rev-parse", "--show-toplevel")
+    if top is None or not path.is_relative_to(root := Path(top).resolve()):
+        return None
+    return path.relative_to(root).as_posix()
 
 
 def lift(
@@ -234,6 +242,9 @@ def lift(
         "model_tag": f"{name}-model:{version}",
         "notebook": nb.path.name,
         "notebook_sha256": nb.sha256,
+        # where `nb2prod rebuild` looks for it: this path, then the repository path in a clone
+        "notebook_path": str(nb.path.resolve()),
+        "notebook_repo_path": _repo_path(nb.path.resolve()),
         "lifted_sha256": lifted_sha,
         "parameters": training.params,
         "lifted_parameters": lifted_params,

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento import store
-from nb2prod.builder import cache, identity, lifetime, reads
+from nb2prod.builder import cache, evaluation, identity, lifetime, reads
 from nb2prod.builder.codegen import write
 from nb2prod.builder.compile import decide as decide_runtime
 from nb2prod.builder.lift import lift, manifest_file
 from nb2prod.builder.training import run as run_training
 from nb2prod.errors import BentoError
 from nb2prod.gate.run import failure, run_tests
+from nb2prod.lifecycle.tracking import track_build
 from nb2prod.monitoring import attach
 from nb2prod.notebook.check import check, check_params
 from nb2prod.notebook.gates import check_gates
@@ -67,6 +68,8 @@ class BuildResult:
     cached: bool = False
     cache_off: str | None = None  # why no later build of this notebook is a cache hit
     serving: dict[str, Any] | None = None  # the manifest's: runtime, reason, parity
+    tracking: dict[str, Any] | None = None  # the MLflow run and version (lifecycle.tracking)
+    tracking_off: str | None = None  # why MLflow recorded nothing, in one sentence
 
     @property
     def service_py(self) -> Path:
@@ -89,6 +92,8 @@ class BuildResult:
             "cached": self.cached,
             "cache_off": self.cache_off,
             "serving": self.serving,
+            "tracking": self.tracking,
+            "tracking_off": self.tracking_off,
         }
 
 
@@ -109,6 +114,7 @@ def build(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     gate: bool = True,
+    use_cache: bool = True,
 ) -> BuildResult:
     """Build ``notebook`` into a bento in the local store and ``out_dir/<name>-<version>.bento``.
 
@@ -119,11 +125,27 @@ def build(
     builds that were killed are removed, and so are a failed build's leftovers of the same
     name (``<name>.failed.ipynb``, ``<name>.failed/``) once this one is committed.
     ``gate=False`` skips the generated property tests; the manifest records that it did.
+    ``use_cache=False`` trains even when the build cache has this build (``nb2prod rebuild``).
+
+    Each build is one MLflow run, and a good one a registry version
+    (:mod:`nb2prod.lifecycle.tracking`; tracking never fails the build).
 
     Raises:
         Nb2ProdError: any stage failed; the message names the cell or file at fault.
     """
     out_dir = Path(out_dir or "bentos").resolve()
+    call = functools.partial(_build, notebook, params, out_dir, progress, gate, use_cache)
+    return track_build(notebook, params or {}, out_dir, call)
+
+
+def _build(
+    notebook: str | Path,
+    params: dict[str, Any] | None,
+    out_dir: Path,
+    progress: Progress | None,
+    gate: bool,
+    use_cache: bool = True,
+) -> BuildResult:
     with lifetime.stopping_cleanly(), ExitStack() as held:
         with _stage(progress, "check"):
             checked = check(notebook, strict=True)
@@ -134,7 +156,7 @@ def build(
                     log.warning("%s", finding.message)
             cache_key = identity.cache_key(nb, params or {}, gate=gate)
             held.enter_context(store.lock(nb.settings.name))  # waits for a build of the name
-            hit = cache.lookup(out_dir, cache_key)
+            hit = cache.lookup(out_dir, cache_key) if use_cache else None
         if hit is not None:  # unchanged: reuse the bento, skip training (builder/cache.py)
             for stage in STAGES[1:]:
                 if gate or stage.name != "test":
@@ -198,10 +220,13 @@ def _run(
                 keep_failed=out_dir / f"{nb.settings.name}.failed.ipynb",
             )
             inputs = reads.inputs(training.directory)  # hashed now, as close to the run
-            gates = check_gates(nb.settings.gates, training.metrics, nb.path.name)
+            on_evaluation = evaluation.evaluator(training.evaluation_file, training.classes)
+            if training.evaluation and "skipped" in training.evaluation:
+                log.info("no evaluation data: %s", training.evaluation["skipped"])
+            gates = check_gates(nb.settings.gates, training.metrics, nb.path.name, on_evaluation)
         with _stage(progress, "lift"):
             src = work / "src"
-            lifted = lift_into(src, checked, training, gates, gate=gate)
+            lifted = lift_into(src, checked, training, gates, gate=gate, inputs=inputs)
         final_dir = out_dir / f"{lifted.name}-{lifted.version}"
         bento_path = out_dir / f"{lifted.name}-{lifted.version}.bento"
         cached = store.exists("bento", lifted.tag) and bento_path.exists()
@@ -280,10 +305,15 @@ def lift_into(
     gates: list[dict[str, Any]],
     *,
     gate: bool = True,
+    inputs: Inputs | None = None,
 ) -> Lifted:
-    """The lift stage: generate the bento's sources into ``src``, monitoring attached."""
+    """The lift stage: generate the bento's sources into ``src``, monitoring attached; the
+    manifest records the data ``inputs`` training read (``nb2prod rebuild`` compares it)."""
     decide = functools.partial(decide_runtime, checked, training, src)  # model.onnx, or why not
-    lifted = lift(checked, training, {"gates": gates}, gate=gate, runtime=decide)
+    extra: dict[str, Any] = {"gates": gates}
+    if inputs is not None:
+        extra["data"] = reads.data_manifest(inputs, checked.notebook.path.parent)
+    lifted = lift(checked, training, extra, gate=gate, runtime=decide)
     write(lifted.files, src)
     attach.attach(src, training, checked.notebook.settings, lifted.manifest)
     write([manifest_file(lifted.manifest)], src)  # with the monitoring entry attach added

@@ -132,3 +132,15 @@ def changed(recorded: dict[str, Any]) -> str | None:
         if _names(Path(name), whole=True) != digest:
             return f"data changed: {name} (its files are not the same)"
     return None
+
+
+def data_manifest(found: Inputs, folder: Path) -> dict[str, Any]:
+    """What a bento's manifest records of the data its training read (``nb2prod rebuild``
+    compares it): ``{file: sha256}``, a file under the notebook's ``folder`` named relative
+    to it (another checkout names it the same), and why the cache is off, if it is."""
+    base = folder.resolve()
+    files = {}
+    for name, digest in sorted(found.files.items()):
+        path = Path(name)
+        files[path.relative_to(base).as_posix() if path.is_relative_to(base) else name] = digest
+    return {"files": files, "off": found.off}

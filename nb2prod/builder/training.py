@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb2prod.builder import reads
+from nb2prod.builder import evaluation, reads
 from nb2prod.builder.codegen import render
 from nb2prod.errors import ParameterError, TrainingError
 from nb2prod.notebook.check import check, check_params
@@ -43,6 +43,15 @@ class TrainingResult:
     classes: list
     # nb2prod.learned names lifted code uses: Python source of their values from the run
     learned: dict[str, str] = field(default_factory=dict)
+    # {"X", "y", "rows"} of the evaluation rows written, or {"X", "y", "skipped": why}; None:
+    # the notebook has none (nb2prod.builder.evaluation)
+    evaluation: dict[str, Any] | None = None
+
+    @property
+    def evaluation_file(self) -> Path | None:
+        """The evaluation rows the export cell wrote; None when it wrote none."""
+        path = self.directory / evaluation.FILE
+        return path if self.evaluation and "rows" in self.evaluation else None
 
     @property
     def model_file(self) -> Path:
@@ -138,6 +147,12 @@ def prepare(nb: Notebook, out_dir: Path, checked: CheckResult) -> NotebookNode:
             "learned": checked.plan.lifted_learned,
             "reference_rows": REFERENCE_ROWS,
             "notebook": nb.path.name,
+            "evaluation": checked.plan.evaluation,
+            "evaluation_file": evaluation.FILE,
+            "target_column": evaluation.TARGET,
+            "prediction_column": evaluation.PREDICTION,
+            "proba_prefix": evaluation.PROBA,
+            "seed": evaluation.SEED,
         },
     )
     export = nbformat.v4.new_code_cell(source, metadata={"tags": [EXPORT_TAG]})
@@ -307,6 +322,7 @@ def collect(out_dir: Path) -> TrainingResult:
         model_module=info["model_module"],
         classes=info["classes"],
         learned=info.get("learned", {}),
+        evaluation=info.get("evaluation"),
     )
 
 
@@ -320,6 +336,11 @@ def train(
         ParameterError: a parameter is unknown.
         TrainingError: a cell failed or timed out.
     """
-    checked = check(notebook, strict=True)
-    target = out_dir or Path("bentos") / f"{checked.notebook.settings.name}-train"
-    return run(checked, params or {}, target)
+    from nb2prod.lifecycle.tracking import track_train  # one MLflow run, never a failure
+
+    def call() -> TrainingResult:
+        checked = check(notebook, strict=True)
+        target = out_dir or Path("bentos") / f"{checked.notebook.settings.name}-train"
+        return run(checked, params or {}, target)
+
+    return track_train(notebook, params or {}, call)

@@ -311,6 +311,50 @@ def _sample(
     return reference.loc[keep].reset_index(drop=True), predictions.loc[keep].reset_index(drop=True)
 
 
+def _evaluation(
+    folder: Path, training: TrainingResult, schema: DataFrameSchema, manifest: dict, cap: int
+) -> list[str]:
+    """Ship the evaluation rows (validated by the input schema, sampled to ``cap``) and add
+    ``manifest["evaluation"]``; the files written.
+
+    Raises:
+        ReferenceInvalid: some evaluation rows fail the input schema, and the notebook named
+            them (by default, ``X_test`` rows that fail it are not shipped, with a warning).
+    """
+    import pandas as pd
+
+    from nb2prod.builder import evaluation as ev
+
+    path = getattr(training, "evaluation_file", None)  # None: the notebook has none
+    if path is None:
+        return []
+    frame = pd.read_parquet(path)
+    names, raw = training.evaluation, ev.inputs(frame)
+    valid, failures = schema_failures(schema, raw)
+    if failures and not names.get("required", True):  # X_test by default: not the inputs
+        log.warning(
+            "no evaluation data shipped: %s fails the input schema in %s",
+            names["X"],
+            describe_failures(failures),
+        )
+        return []
+    if failures:
+        raise ReferenceInvalid(
+            f"{manifest['notebook']}: the evaluation data `{names['X']}` (nb2prod.evaluation) "
+            f"fails the notebook's own input schema {manifest['input_schema']} in column(s) "
+            f"{describe_failures(failures, checks=True)}; fix the data or the schema.",
+            columns=sorted(failures),
+        )
+    frame = pd.concat([valid, frame.drop(columns=list(raw.columns))], axis=1)
+    if len(frame) > cap:
+        frame = frame.sample(n=cap, random_state=SEED).sort_index().reset_index(drop=True)
+    frame.to_parquet(folder / ev.FILE, index=False)
+    columns = {"target_column": ev.TARGET, "prediction_column": ev.PREDICTION}
+    manifest["evaluation"] = {"file": f"{FOLDER}/{ev.FILE}", "rows": len(frame), **columns}
+    manifest["evaluation"] |= {"proba_prefix": ev.PROBA, "X": names["X"], "y": names["y"]}
+    return [ev.FILE]
+
+
 def attach(
     src: Path, training: TrainingResult, settings: Settings, manifest: dict[str, Any]
 ) -> dict[str, Any]:
@@ -357,13 +401,16 @@ def attach(
     predictions.to_parquet(folder / PREDICTIONS, index=False)
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     report_config(config).save(str(folder / EVIDENTLY))
+    shipped = _evaluation(folder, training, pipeline.input_schema, manifest, cap)
     entry = {
-        "files": [f"{FOLDER}/{f}" for f in (REFERENCE, PREDICTIONS, CONFIG, EVIDENTLY)],
+        "files": [f"{FOLDER}/{f}" for f in (REFERENCE, PREDICTIONS, CONFIG, EVIDENTLY, *shipped)],
         "reference_rows": len(reference),
         "drift_share": config["drift_share"],
         "left_out": config["left_out"],
         "log_dir_env": LOG_DIR_ENV,
     }
     manifest["monitoring"] = entry
+    if getattr(settings, "promotion", None):  # what nb2prod promote compares, and the margin
+        manifest["promotion"] = dict(settings.promotion)
     log.info("monitoring attached: %d reference rows, %d columns", len(reference), len(roles))
     return entry

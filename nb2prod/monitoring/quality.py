@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.errors import MonitorError
@@ -126,15 +127,44 @@ def outcomes(
     return out
 
 
-def quality(known: pd.DataFrame, config: dict[str, Any]) -> list[dict]:
-    """Quality on the ``outcomes`` rows, next to the training metrics and the gates."""
+def evaluation_outcomes(folder: Path, config: dict[str, Any]) -> pd.DataFrame | None:
+    """The bento's evaluation rows (``monitoring/evaluation.parquet``) as ``outcomes`` has
+    them: target, prediction, proba; None when the bento ships none."""
+    import pandas as pd
+
+    from nb2prod.builder import evaluation as ev
+
+    path = folder / ev.FILE
+    if not path.is_file():
+        return None
+    frame = pd.read_parquet(path)
+    out = pd.DataFrame({"target": frame[ev.TARGET], PREDICTION: frame[ev.PREDICTION]})
+    classes = config.get("classes") or []
+    if len(classes) == 2 and ev.proba_column(classes[1]) in frame:
+        out["proba"] = frame[ev.proba_column(classes[1])].to_numpy(dtype=float)
+    return out
+
+
+def _score(known: pd.DataFrame, config: dict[str, Any]) -> dict[str, float]:
     positive = known["proba"].to_numpy() if "proba" in known else None
-    scores = _scores(known["target"].to_numpy(), known[PREDICTION].to_numpy(), positive, config)
-    gates = {g["metric"]: g["bound"] for g in config.get("gates", [])}
+    return _scores(known["target"].to_numpy(), known[PREDICTION].to_numpy(), positive, config)
+
+
+def quality(
+    known: pd.DataFrame, config: dict[str, Any], evaluation: pd.DataFrame | None = None
+) -> list[dict]:
+    """Quality on the ``outcomes`` rows, next to the training metrics, the gates and, when
+    the bento ships evaluation rows (``evaluation_outcomes``), the same metric on those."""
+    scores = _score(known, config)
+    reference = _score(evaluation, config) if evaluation is not None else {}
+    # slice and fairness gates (with a column) are not a metric of all rows
+    gates = {g["metric"]: g["bound"] for g in config.get("gates", []) if not g.get("column")}
     training = config.get("metrics", {})
     rows = []
     for name, value in scores.items():
         row = {"metric": name, "current": value, "training": training.get(name)}
+        if evaluation is not None:
+            row["evaluation"] = reference.get(name)
         row["change"] = None if row["training"] is None else value - row["training"]
         bound = Bound.parse(gates.get(name, ""))
         row["gate"] = gates.get(name)
@@ -143,8 +173,14 @@ def quality(known: pd.DataFrame, config: dict[str, Any]) -> list[dict]:
     return rows
 
 
-def quality_report(known: pd.DataFrame, config: dict[str, Any], current: str) -> Snapshot:
-    """Evidently's classification or regression preset on the rows whose outcome is known."""
+def quality_report(
+    known: pd.DataFrame,
+    config: dict[str, Any],
+    current: str,
+    evaluation: pd.DataFrame | None = None,
+) -> Snapshot:
+    """Evidently's classification or regression preset on the rows whose outcome is known,
+    with the bento's evaluation rows (``evaluation_outcomes``) as its reference side."""
     from evidently import (
         BinaryClassification,
         DataDefinition,
@@ -174,6 +210,13 @@ def quality_report(known: pd.DataFrame, config: dict[str, Any], current: str) ->
         preset, columns = ClassificationPreset(), {"categorical_columns": ["target", PREDICTION]}
     try:
         definition = DataDefinition(**task, **columns)
-        return Report([preset]).run(Dataset.from_pandas(known, data_definition=definition), None)
+        reference = None
+        if evaluation is not None:
+            reference = Dataset.from_pandas(
+                evaluation[[c for c in known.columns if c in evaluation]],
+                data_definition=definition,
+            )
+        current_data = Dataset.from_pandas(known, data_definition=definition)
+        return Report([preset]).run(current_data, reference)
     except Exception as exc:
         raise MonitorError(f"Evidently could not score the outcomes in {current}: {exc}.") from exc

@@ -23,7 +23,13 @@ from nb2prod.monitoring.attach import (
     schema_failures,
 )
 from nb2prod.monitoring.inputs import Current, read_current
-from nb2prod.monitoring.quality import outcomes, quality, quality_report, target_values
+from nb2prod.monitoring.quality import (
+    evaluation_outcomes,
+    outcomes,
+    quality,
+    quality_report,
+    target_values,
+)
 from nb2prod.monitoring.summary import ColumnDrift, MonitorResult, quiet, summarize
 
 __all__ = ["MIN_ROWS", "ColumnDrift", "MonitorResult", "monitor", "summarize"]
@@ -268,11 +274,13 @@ def _compare(
     if truth is not None:
         known = outcomes(truth.reset_index(drop=True), predictions, positive, config, target)
     with _stage(f"score the outcomes in {current}"):
-        scores = quality(known, config) if known is not None else []
+        # the bento's evaluation rows, when it ships them, are the reference side
+        evaluated = evaluation_outcomes(found.src / FOLDER, config) if known is not None else None
+        scores = quality(known, config, evaluated) if known is not None else []
     quality_snapshot = None
     if known is not None and html is not None:
         with quiet():
-            quality_snapshot = quality_report(known, config, current)
+            quality_snapshot = quality_report(known, config, current, evaluated)
     result = MonitorResult(
         tag=found.manifest["tag"],
         current=current,
@@ -304,7 +312,8 @@ def _write(
                 snapshot.save_html(str(html))
             result.html = str(html)
             if quality_snapshot is not None:
-                # Evidently scores quality on current data only: the reference has no outcomes.
+                # quality has its own report: the drift reference (training rows) has no
+                # outcomes; its reference side is the bento's evaluation rows, if it has them
                 path = Path(html).with_name(f"{Path(html).stem}.quality.html")
                 with quiet():
                     quality_snapshot.save_html(str(path))

@@ -59,6 +59,8 @@ class LiftPlan:
     parameters: list[str] = field(default_factory=list)  # every name the parameters cell sets
     schema_learned: list[str] = field(default_factory=list)  # nb2prod.learned names they use
     feature_learned: list[str] = field(default_factory=list)
+    # {"X", "y", "required"}: the evaluation data the export cell writes; None: none
+    evaluation: dict[str, Any] | None = None
 
     @property
     def lifted_params(self) -> list[str]:
@@ -290,6 +292,27 @@ class _Checker(EntrypointChecks, BindingChecks):
             text = f"uses `{name}`, which no cell, import, parameter or builtin provides."
         self.add("undefined-name", "error", text, cell, line=line, name=name)
 
+    def evaluation(self) -> dict[str, Any] | None:
+        """The ``evaluation`` setting resolved: the default when X_test and y_test are
+        bound (or may be, out of sight), the names set, or None."""
+        setting = self.nb.settings.evaluation
+        if setting == {}:
+            return None
+        names = setting or {"X": "X_test", "y": "y_test"}
+        missing = [n for n in names.values() if n not in self.bound]
+        if setting is None:
+            return None if missing and not self.opaque else {**names, "required": False}
+        if missing and not self.opaque:
+            self.add(
+                "missing-evaluation",
+                "error",
+                f"notebook setting nb2prod.evaluation names `{missing[0]}`, which no cell "
+                "assigns; assign the held-out rows and outcomes, or set "
+                "nb2prod.evaluation to the names your notebook uses.",
+                name="nb2prod.evaluation",
+            )
+        return {**names, "required": True}
+
     def run(self) -> CheckResult:
         self.ids()
         self.roles()
@@ -339,6 +362,7 @@ class _Checker(EntrypointChecks, BindingChecks):
             parameters=sorted(params),
             schema_learned=schema_learned,
             feature_learned=feature_learned,
+            evaluation=self.evaluation(),
         )
         result = CheckResult(nb, [], plan)
         result.add(self.findings)

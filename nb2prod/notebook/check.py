@@ -8,11 +8,11 @@ from typing import Any
 
 from nb2prod.errors import CheckFailed, NotebookError, ParameterError
 from nb2prod.gate.properties import read_settings
-from nb2prod.monitoring.columns import static_ignore_problem
-from nb2prod.notebook.analysis import CheckResult, Finding, analyze
+from nb2prod.monitoring.columns import schema_columns, static_ignore_problem
+from nb2prod.notebook.analysis import CheckResult, Finding, LiftPlan, analyze
 from nb2prod.notebook.foreign import detect
 from nb2prod.notebook.foreign import findings as foreign_findings
-from nb2prod.notebook.gates import Bound
+from nb2prod.notebook.gates import METRICS, Gate, canonical, known_names, parse_gate
 from nb2prod.notebook.read import Notebook, parse_content, read
 
 
@@ -25,16 +25,67 @@ def _settings_findings(nb: Notebook) -> list[Finding]:
         read_settings(nb)
     except NotebookError as exc:
         found.append(Finding("bad-setting", "error", exc.message, name="nb2prod.properties"))
-    for metric, text in nb.settings.gates.items():
-        if Bound.parse(text) is None:
-            found.append(
-                Finding(
-                    "bad-gate",
-                    "error",
-                    f"{nb.path.name}: gate `{metric}: {text}` is not of the form '>= 0.8'.",
-                    name=metric,
-                )
+    metric = nb.settings.promotion.get("metric")
+    if metric is not None and canonical(metric) is None:
+        close = difflib.get_close_matches(metric, known_names(), n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"known: {', '.join(METRICS)}."
+        text = (
+            f"{nb.path.name}: notebook setting nb2prod.promotion.metric is `{metric}`, which "
+            f"is no metric nb2prod computes on evaluation data; {hint}"
+        )
+        found.append(Finding("bad-setting", "error", text, name="nb2prod.promotion"))
+    return found
+
+
+def _gate_findings(nb: Notebook, plan: LiftPlan) -> list[Finding]:
+    """Gate names read statically: the metric, the column, the evaluation data, the task."""
+    name, found = nb.path.name, []
+    schema = plan.input_schema
+    sources = [c.source for c in plan.schema_cells]
+    columns = schema_columns(sources, schema) if schema else None
+    gates = [parse_gate(key, text) for key, text in nb.settings.gates.items()]
+
+    def add(code: str, gate: Gate, text: str) -> None:
+        found.append(Finding(code, "error", f"{name}: {text}", name=gate.key))
+
+    for gate in gates:
+        if gate.problem:
+            add(gate.problem[0], gate, gate.problem[1])
+        elif gate.on_evaluation and plan.evaluation is None:
+            why = (
+                "nb2prod.evaluation is {} (none)"
+                if nb.settings.evaluation == {}
+                else "no cell assigns X_test and y_test"
             )
+            add(
+                "gate-no-evaluation",
+                gate,
+                f"gate `{gate.key}` is computed on evaluation data, and there is none: {why}; "
+                'set nb2prod.evaluation to the held-out rows and outcomes (such as {"X": '
+                '"X_test", "y": "y_test"}).',
+            )
+        elif gate.on_evaluation and columns is not None and gate.column not in columns:
+            close = difflib.get_close_matches(gate.column, columns, n=1, cutoff=0.6)
+            hint = (
+                f"did you mean `{close[0]}`?" if close else f"its columns are {', '.join(columns)}."
+            )
+            add(
+                "gate-column",
+                gate,
+                f"gate `{gate.key}` groups by `{gate.column}`, which is not a column of the "
+                f"input schema {schema}; {hint}",
+            )
+    classifier = next(
+        (g for g in gates if not g.problem and g.classifier_only and g.on_evaluation), None
+    )
+    regressor = next((g for g in gates if not g.problem and g.regressor_only), None)
+    if classifier and regressor:
+        add(
+            "gate-task",
+            regressor,
+            f"gates `{classifier.key}` (a classifier's metric) and `{regressor.key}` (a "
+            "regressor's) cannot both be computed for one model.",
+        )
     return found
 
 
@@ -66,7 +117,7 @@ def check(
     if any(t.written == "pipeline-parameters" for t in detect(nb)):
         # Kale's parameters cell: foreign-tags names it and the command that imports it
         result.findings = [f for f in result.findings if f.code != "no-parameters"]
-    result.add(_settings_findings(nb) + foreign)
+    result.add(_settings_findings(nb) + _gate_findings(nb, result.plan) + foreign)
     schema_sources = [c.source for c in result.plan.schema_cells]
     problem = static_ignore_problem(nb, result.plan.input_schema, schema_sources)
     if problem is not None:

@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import keyword
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,9 @@ class Settings:
     # names the training run computes from the data that lifted code reads as constants
     learned: tuple[str, ...] = ()
     serving: dict[str, Any] = field(default_factory=dict)  # {"runtime": one of RUNTIMES}
+    # {"X": ..., "y": ...}: the held-out rows and outcomes; None: X_test/y_test if bound
+    evaluation: dict[str, str] | None = None
+    promotion: dict[str, Any] = field(default_factory=dict)  # {"metric": ..., "min_delta": ...}
 
     @property
     def runtime(self) -> str:
@@ -190,6 +194,7 @@ def _setting_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
     if raw.get("coercion", "strict") not in COERCION:
         bad("coercion", " or ".join(map(repr, COERCION)))
     problems += _serving_problems(raw, path)
+    problems += _lifecycle_problems(raw, path)
     learned = raw.get("learned", [])
     if not isinstance(learned, list) or not all(_is_name(n) for n in learned):
         bad("learned", "a list of Python variable names (such as ['FARE_MEDIAN'])")
@@ -218,6 +223,39 @@ def _serving_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
         return []
     del raw["serving"]
     return [SettingProblem("serving", text)]
+
+
+def _lifecycle_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
+    """``evaluation`` ({"X": name, "y": name}, or {} for none) and ``promotion``
+    ({"metric": name, "min_delta": number}); a wrong one is dropped, its default stays."""
+    where, found = f"{path.name}: notebook setting nb2prod", []
+    evaluation = raw.get("evaluation")
+    names = isinstance(evaluation, dict) and all(_is_name(evaluation.get(k)) for k in "Xy")
+    shaped = names and set(evaluation) == {"X", "y"}
+    if evaluation is not None and evaluation != {} and not shaped:
+        text = (
+            f"{where}.evaluation must be a mapping of X and y to Python variable names "
+            f'(such as {{"X": "X_test", "y": "y_test"}}), or {{}} for none, not {evaluation!r}.'
+        )
+        found.append(SettingProblem("evaluation", text))
+        del raw["evaluation"]
+    promotion = raw.get("promotion", {})
+    delta = promotion.get("min_delta", 0) if isinstance(promotion, dict) else None
+    if (
+        not isinstance(promotion, dict)
+        or set(promotion) - {"metric", "min_delta"}
+        or not isinstance(promotion.get("metric", ""), str)
+        or isinstance(delta, bool)
+        or not isinstance(delta, (int, float))
+        or not math.isfinite(delta)
+    ):
+        text = (
+            f"{where}.promotion must be a mapping with a metric name and a number min_delta "
+            f'(such as {{"metric": "roc_auc", "min_delta": 0.01}}), not {promotion!r}.'
+        )
+        found.append(SettingProblem("promotion", text))
+        del raw["promotion"]
+    return found
 
 
 def _is_name(value: Any) -> bool:

@@ -1,0 +1,1 @@
+"""After the first bento: tracked runs, the registry and its aliases, shadow replay, promotion."""
