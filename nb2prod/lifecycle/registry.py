@@ -22,8 +22,10 @@ bentoml are imported inside them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import sys
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +45,6 @@ _ENV = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # the build's summary names the run
-    "MLFLOW_LOGGING_LEVEL": "WARNING",
 }
 _REF = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|:v?(?P<number>\d+))$")
 
@@ -97,17 +98,26 @@ def artifact_root(uri: str) -> str | None:
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Few HTTP retries, no run URLs on stdout, and MLflow's INFO lines (table creation)
-    kept out: MLflow reads ``MLFLOW_LOGGING_LEVEL`` once, when it is first imported."""
-    saved = {k: os.environ.get(k) for k in _ENV}
-    for key, value in _ENV.items():
+    """Few HTTP retries, no run URLs on stdout, and MLflow's own log lines kept out unless
+    nb2prod logs at DEBUG (``--verbose``): what went wrong is nb2prod's one sentence, and a
+    traceback only comes with --verbose. MLflow reads ``MLFLOW_LOGGING_LEVEL`` once, when it
+    is first imported; its logger is set here too, for when it was imported before."""
+    env = {**_ENV, "MLFLOW_LOGGING_LEVEL": "DEBUG" if _verbose() else "CRITICAL"}
+    saved = {k: os.environ.get(k) for k in env}
+    for key, value in env.items():
         os.environ.setdefault(key, value)
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"])
     try:
         yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
+
+
+def _verbose() -> bool:
+    return logging.getLogger("nb2prod").isEnabledFor(logging.DEBUG)
 
 
 def probe(uri: str) -> None:

@@ -99,11 +99,12 @@ def test_a_planted_regression_exits_1_with_worse_accuracy(churn: Any, tmp_path: 
     # When it is shadowed against the champion
     args = ["shadow", churn.tag, weak.tag, "--traffic", str(tmp_path / "traffic.parquet")]
     result = CliRunner().invoke(app, [*args, "--target-column", "churned", "--json", str(out)])
-    # Then the report fails it: classes flip, the predictions shift, its accuracy is worse
+    # Then the report fails it on quality (with outcomes, quality decides): its accuracy is
+    # worse; the flipped classes are reported beside it
     assert result.exit_code == 1, result.output
     report = json.loads(out.read_text())
     failed = {c["name"] for c in report["checks"] if not c["passed"]}
-    assert {"agreement", "prediction_drift"} <= failed
+    assert failed == {"accuracy"}
     assert report["agreement"]["agreement"] < 0.95
     metrics = report["metrics"]
     assert metrics["rows"] == 800
@@ -113,4 +114,4 @@ def test_a_planted_regression_exits_1_with_worse_accuracy(churn: Any, tmp_path: 
     assert [row[1] for row in report["agreement"]["matrix"]] == [0, 0]
     assert isinstance(metrics["challenger"]["roc_auc"], float)
     assert metrics["difference"]["accuracy"] < 0
-    assert "failed: agreement" in result.output
+    assert "failed: accuracy" in result.output

@@ -75,21 +75,21 @@ def test_the_builds_are_runs_in_the_mlflow_ui_and_the_registry_shows_the_champio
     # The experiment opens on its runs: nb2prod marks it as model training, not GenAI
     page.goto(f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs")
     run_name = f"build {churn.tag}"
-    expect(page.get_by_text(run_name).first).to_be_visible()
+    expect(page.get_by_text(run_name).first).to_be_visible(timeout=60_000)
     training = page.get_by_text("Model training", exact=True)
     if training.count():  # MLflow 3.17's sidebar switch between GenAI and model training
         training.first.click()
-        expect(page.get_by_text(run_name).first).to_be_visible()
+        expect(page.get_by_text(run_name).first).to_be_visible(timeout=60_000)
     close_assistant(page)
     page.screenshot(path=IMAGES / "mlflow-runs.png")
     # A run's page holds the metrics, gates and tags nb2prod recorded
     page.get_by_text(run_name).first.click()
-    expect(page.get_by_text("gate.roc_auc.value").first).to_be_visible()
-    expect(page.get_by_text("notebook_sha256").first).to_be_visible()
+    expect(page.get_by_text("gate.roc_auc.value").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("notebook_sha256").first).to_be_visible(timeout=60_000)
     close_assistant(page)
     page.screenshot(path=IMAGES / "mlflow-run.png")
     # The registry lists the versions, with the champion alias
     page.goto(f"{mlflow_ui}/#/models/churn")
-    expect(page.get_by_text("@ champion").or_(page.get_by_text("champion")).first).to_be_visible()
+    expect(page.get_by_text("@ champion").or_(page.get_by_text("champion")).first).to_be_visible(timeout=60_000)
     close_assistant(page)
     page.screenshot(path=IMAGES / "mlflow-registry.png")
