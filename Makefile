@@ -58,13 +58,18 @@ test-js: $(LABEXT)
 	PATH=$(abspath $(VENV))/bin:$$PATH CI=true jlpm test < /dev/null
 
 # The browser tier drives Debian's chromium (Playwright's own browser download cannot work
-# here); install it when it is missing, as root or through sudo.
+# here), the Spark tests a Java 17 JVM; install them when missing, as root or through sudo.
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v java >/dev/null 2>&1 || [ -x "$${JAVA_HOME:-/nonexistent}/bin/java" ] || { \
+	  echo "installing Debian's openjdk-17-jre-headless for the Spark tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check nb2prod tests scripts benchmarks

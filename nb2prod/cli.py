@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand
 
 from nb2prod._version import __version__
+from nb2prod.cli_batch import BATCH
 from nb2prod.cli_lifecycle import LIFECYCLE
 from nb2prod.cli_params import QuickCommand, QuickGroup
 from nb2prod.cli_run import run as _run
@@ -352,6 +353,10 @@ def monitor(
     print_drift(_console(), result)
     raise typer.Exit(result.exit_code)
 
+
+# Batch scoring, nb2prod score (nb2prod/cli_batch.py)
+for _command, _settings in BATCH:
+    app.command(**_settings)(_command)
 
 # The commands for the life after the first bento (nb2prod/cli_lifecycle.py)
 for _command, _settings in LIFECYCLE:

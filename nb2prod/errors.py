@@ -97,6 +97,16 @@ class ShadowError(Nb2ProdError):
     exit_code = 2
 
 
+class ScoreError(Nb2ProdError):
+    """``nb2prod score`` got bad arguments or input it cannot read (the file or column named)."""
+
+    exit_code = 2
+
+
+class SparkError(Nb2ProdError):
+    """``nb2prod score --engine spark``: no usable Java, Spark did not start, or the job failed."""
+
+
 class RegistryError(Nb2ProdError):
     """The MLflow registry cannot answer: an unknown name, alias or version, a store that
     cannot be reached, or an alias that would point at a bento not in the store."""

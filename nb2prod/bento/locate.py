@@ -80,6 +80,21 @@ def store_model(tag: str) -> Path | None:
         return None
 
 
+def model_file(bento: Bento) -> Path:
+    """The bento's model file: the build's ``train/``, the archive's ``models/`` or the store's.
+
+    Raises:
+        BentoNotFound: the model is in none of them (a store tag whose model is elsewhere).
+    """
+    found = bento.model_file or store_model(bento.manifest["model_tag"])
+    if found is None:
+        raise BentoNotFound(
+            f"The model {bento.manifest['model_tag']} of {bento.tag} is not in this BentoML "
+            "store: import it (bentoml models import) or give the .bento file."
+        )
+    return Path(found)
+
+
 @contextmanager
 def open_bento(target: str | Path, *, writable: bool = False) -> Iterator[Bento]:
     """Open the bento named by ``target``: a build directory or its ``src/``, a ``.bento``

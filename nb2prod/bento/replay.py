@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb2prod.bento.locate import Bento, open_bento, store_model
+from nb2prod.bento.locate import Bento, model_file, open_bento
 from nb2prod.errors import BentoNotFound, RegistryError, ShadowError
 from nb2prod.serving import replay_worker
 
@@ -89,17 +89,6 @@ def task_of(bento: Bento) -> tuple[str | None, list[Any] | None]:
         return None, None
     config = json.loads(path.read_text(encoding="utf-8"))
     return config.get("task"), config.get("classes")
-
-
-def model_file(bento: Bento) -> Path:
-    """The bento's model file: the build's ``train/``, the archive's ``models/`` or the store's."""
-    found = bento.model_file or store_model(bento.manifest["model_tag"])
-    if found is None:
-        raise ShadowError(
-            f"The model {bento.manifest['model_tag']} of {bento.tag} is not in this BentoML "
-            "store: import it (bentoml models import) or give the .bento file."
-        )
-    return found
 
 
 def replay(

@@ -90,6 +90,8 @@ def test_the_builds_are_runs_in_the_mlflow_ui_and_the_registry_shows_the_champio
     page.screenshot(path=IMAGES / "mlflow-run.png")
     # The registry lists the versions, with the champion alias
     page.goto(f"{mlflow_ui}/#/models/churn")
-    expect(page.get_by_text("@ champion").or_(page.get_by_text("champion")).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("@ champion").or_(page.get_by_text("champion")).first).to_be_visible(
+        timeout=60_000
+    )
     close_assistant(page)
     page.screenshot(path=IMAGES / "mlflow-registry.png")
