@@ -24,6 +24,12 @@ TARGETS = {
     "rebuild_s": ("unchanged rebuild, seconds", "<=", 5.0),
     "invalid_flood_s": ("a 10,000-row all-invalid request answered, seconds", "<=", 2.0),
     "healthz_p99_during_flood_ms": ("/healthz p99 while it is validated, ms", "<=", 100.0),
+    "batch_fraction_of_ceiling": (
+        "nb2prod score (local) rows/s ÷ in-process features + predict, same rows",
+        ">=",
+        0.8,
+    ),
+    "batch_peak_rss_gb": ("peak RSS of nb2prod score on the 10M-row parquet, GB", "<=", 2.0),
     "errors": ("errors in every case", "==", 0),
 }
 OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b}
@@ -81,11 +87,40 @@ def count_errors(r: dict[str, Any]) -> int:
             errors += sum(x["errors"] for x in runs.values())
         errors += _get(nb, "serving", "overhead", "inprocess", "errors") or 0
         errors += sum(v["errors"] for v in (nb.get("validation") or {}).values())
+    errors += batch_errors(r.get("batch") or {})
     h = r.get("hardening") or {}
     if h:
         errors += h["load"]["errors"] + h["schemathesis"]["problem_count"]
         errors += h["sigterm"]["outcomes"].get("dropped", 0) + (0 if h["offline"]["ok"] else 1)
     return errors
+
+
+def batch_errors(b: dict[str, Any]) -> int:
+    """Batch measurements that failed, and ``nb2prod score`` runs that did not exit 0."""
+    errors = sum("error" in m for m in (b.get("notebooks") or {}).values())
+    return errors + sum(b[k]["exit_code"] != 0 for k in ("rss", "first_row_spark") if k in b)
+
+
+def batch_ratios(b: dict[str, Any]) -> dict[str, float]:
+    """The batch case's figures: the local engine against its ceiling per notebook, Spark
+    against the local engine, the 10M-row run's peak RSS and the time to the first rows."""
+    out: dict[str, float] = {}
+    for name, m in (b.get("notebooks") or {}).items():
+        if "fraction_of_ceiling" in m:
+            out[f"batch_fraction_of_ceiling[{name}]"] = m["fraction_of_ceiling"]
+        if "script_with_io" in m:
+            script = m["script_with_io"]["rows_per_s"]
+            out[f"batch_fraction_of_script_with_io[{name}]"] = m["local"]["rows_per_s"] / script
+        if "spark" in m:
+            out[f"spark_local2_over_local[{name}]"] = m["spark"]["spark_over_local"]
+    rss = b.get("rss")
+    if rss and rss.get("peak_rss_mb"):
+        out["batch_peak_rss_gb"] = rss["peak_rss_mb"] / 1024
+        out["batch_rows_per_s_10m"] = (rss.get("summary") or {}).get("rows_per_s", float("nan"))
+    for key, run in (("local", rss), ("spark", b.get("first_row_spark"))):
+        if run and run.get("first_rows_s") is not None:
+            out[f"batch_first_rows_s[{key}]"] = run["first_rows_s"]
+    return out
 
 
 def ratios(r: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +147,7 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
     if flood:
         out["invalid_flood_s"] = flood["seconds"]
         out["healthz_p99_during_flood_ms"] = flood["healthz_p99_ms"]
+    out.update(batch_ratios(r.get("batch") or {}))
     out["errors"] = count_errors(r)
     return out
 
@@ -133,6 +169,37 @@ def missing_runtimes(r: dict[str, Any]) -> list[str]:
         return []  # no example notebook ran: nothing is missing
     served = {k.split("[")[0] for k in r.get("ratios", {})}
     return [t for t in ("p50_c1_compiled", "p50_c1_python") if t not in served]
+
+
+def batch_lines(b: dict[str, Any]) -> list[str]:
+    """One line per batch measurement: rows/s of each engine and of the ceiling."""
+    lines = []
+    for name, m in (b.get("notebooks") or {}).items():
+        if "local" not in m:
+            continue
+        lines.append(
+            f"batch {name}: local engine {m['local']['rows_per_s']:,.0f} rows/s, ceiling "
+            f"{m['ceiling']['rows_per_s']:,.0f} rows/s"
+            + (
+                f", script with I/O {m['script_with_io']['rows_per_s']:,.0f} rows/s"
+                if "script_with_io" in m
+                else ""
+            )
+            + f" over {m['rows']:,} rows"
+        )
+        if "spark" in m:
+            s = m["spark"]
+            lines.append(
+                f"batch {name}: spark {s['master']} {s['spark']['rows_per_s']:,.0f} rows/s, "
+                f"local {s['local']['rows_per_s']:,.0f} rows/s over {s['rows']:,} rows"
+            )
+    rss = b.get("rss")
+    if rss:
+        lines.append(
+            f"batch {rss['rows']:,} rows: peak RSS {rss['peak_rss_mb']:,.0f} MB, whole run "
+            f"{rss['output_s']:.1f} s"
+        )
+    return lines
 
 
 def _serving_table(r: dict[str, Any]) -> list[str]:
@@ -159,7 +226,7 @@ def _serving_table(r: dict[str, Any]) -> list[str]:
 
 def table(r: dict[str, Any]) -> str:
     """The run as Markdown: serving, validation, builds, then every ratio against its target."""
-    lines = _serving_table(r)
+    lines = _serving_table(r) if r.get("notebooks") else []
     churn = r.get("notebooks", {}).get("churn", {})
     if churn.get("validation"):
         lines += [
@@ -191,6 +258,7 @@ def table(r: dict[str, Any]) -> str:
             f"ceiling: features + predict in-process, {ceil['rows_per_s']:.0f} rows/s "
             f"({ceil['batch_rows']}-row batches)"
         )
+    lines += batch_lines(r.get("batch") or {})
     check = r.get("check") or {}
     if "not available" in check:
         lines.append(f"check timing: not available ({check['not available']})")

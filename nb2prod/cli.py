@@ -13,6 +13,7 @@ from typer.core import TyperCommand
 
 from nb2prod._version import __version__
 from nb2prod.cli_batch import BATCH
+from nb2prod.cli_keys import KEYS
 from nb2prod.cli_lifecycle import LIFECYCLE
 from nb2prod.cli_params import QuickCommand, QuickGroup
 from nb2prod.cli_run import run as _run
@@ -340,6 +341,14 @@ def monitor(
             help="Fewest current rows to run the drift test on; fewer is exit 2.",
         ),
     ] = 30,  # monitoring.run.MIN_ROWS, not imported here: `nb2prod --help` stays light
+    max_defer_rate: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--max-defer-rate",
+            help="Exit 1 when a larger share of logged rows was deferred (serving.defer_below).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare current data with the bento's reference; exit 1 on drift, 2 on bad input."""
     from nb2prod.console import print_drift
@@ -347,7 +356,13 @@ def monitor(
 
     result = _run(
         lambda: run_monitor(
-            bento, current, html=html, json_out=json_out, target=target, min_rows=min_rows
+            bento,
+            current,
+            html=html,
+            json_out=json_out,
+            target=target,
+            min_rows=min_rows,
+            max_defer_rate=max_defer_rate,
         )
     )
     print_drift(_console(), result)
@@ -357,6 +372,10 @@ def monitor(
 # Batch scoring, nb2prod score (nb2prod/cli_batch.py)
 for _command, _settings in BATCH:
     app.command(**_settings)(_command)
+
+# API keys for a served bento, nb2prod keys (nb2prod/cli_keys.py)
+for _group, _settings in KEYS:
+    app.add_typer(_group, **_settings)
 
 # The commands for the life after the first bento (nb2prod/cli_lifecycle.py)
 for _command, _settings in LIFECYCLE:

@@ -180,6 +180,18 @@ def runtime_line(serving: dict) -> str:
     return f"python (compiled model not used: {serving.get('reason')})"
 
 
+def _deferral(result: MonitorResult) -> str:
+    """``deferred: 12.5% (5 of 40 rows, under 0.7; max 10%)``, or ``n/a`` without flags."""
+    d = result.deferral
+    if d["rate"] is None:
+        return "deferred to a person: n/a (the current data carries no deferral flags)"
+    under = f", under {d['defer_below']:g}" if d.get("defer_below") is not None else ""
+    limit = f"; max {d['threshold']:.1%}" if d["threshold"] is not None else ""
+    flag = "[bold red]too many[/]: " if result.deferred_too_often else ""
+    rate = f"{d['rate']:.1%} ({d['deferred']} of {d['rows']} rows{under}{limit})"
+    return f"{flag}deferred to a person: {rate}"
+
+
 def print_drift(console: Console, result: MonitorResult) -> None:
     """The Rich drift table (column, method, score, threshold, drifted), then the verdict."""
     from rich.table import Table
@@ -222,6 +234,7 @@ def print_drift(console: Console, result: MonitorResult) -> None:
         console.print(quality_table)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
+    console.print(_deferral(result))
     share = f"{result.drifted_share:.0%} of columns drifted (threshold {result.drift_share:.0%})"
     if result.drift:
         console.print(

@@ -112,6 +112,10 @@ class RegistryError(Nb2ProdError):
     cannot be reached, or an alias that would point at a bento not in the store."""
 
 
+class KeysError(Nb2ProdError):
+    """``nb2prod keys`` cannot read or change the keys file, or a name or rate is malformed."""
+
+
 class BuildInProgress(Nb2ProdError):
     """A build of the same notebook is already running."""
 

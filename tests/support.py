@@ -124,6 +124,12 @@ def background(
             proc.wait()
 
 
+# `mlflow server` also starts a job runner and five queue consumers (GenAI jobs) by default;
+# the registry and tracking need none of them
+def mlflow_server_env() -> dict[str, str]:
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextmanager
 def mlflow_server(folder: Path) -> Iterator[str]:
     """A real ``mlflow server`` (one worker) on a free loopback port, its store in ``folder``;
@@ -136,7 +142,7 @@ def mlflow_server(folder: Path) -> Iterator[str]:
         *("--artifacts-destination", str(folder / "artifacts")),
     ]
     uri = f"http://127.0.0.1:{port}"
-    with background(command, f"{uri}/health", folder / "server.log", dict(os.environ)):
+    with background(command, f"{uri}/health", folder / "server.log", mlflow_server_env()):
         yield uri
 
 

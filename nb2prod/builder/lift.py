@@ -18,7 +18,7 @@ from nb2prod import serving
 from nb2prod._version import __version__
 from nb2prod.builder import identity
 from nb2prod.builder.codegen import Generated, comment, generate
-from nb2prod.errors import CodegenError, ParameterError
+from nb2prod.errors import CodegenError, NotebookError, ParameterError
 from nb2prod.gate.strategies import plan_tests
 
 if TYPE_CHECKING:
@@ -184,6 +184,7 @@ def lift(
     :func:`nb2prod.builder.compile.decide`); without it the pickle serves.
     """
     nb, plan, settings = checked.notebook, checked.plan, checked.notebook.settings
+    defer = deferral(nb.path.name, settings.defer_below, training)
     base = {
         "header": header(nb.path.name),
         "notebook": nb.path.name,
@@ -229,7 +230,8 @@ def lift(
         packages=pins,
         properties=props.manifest,
         monitoring=settings.monitoring,
-        serving={"coercion": settings.coercion, "runtime": serving["runtime"]},
+        serving={"coercion": settings.coercion, "runtime": serving["runtime"]}
+        | ({"defer_below": defer} if defer is not None else {}),
     )
     name = settings.name
     import pandas as pd
@@ -260,7 +262,8 @@ def lift(
         "python": sys.version.split()[0],
         "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "properties": props.manifest,
-        "serving": serving,  # which runtime serves, and why (builder/compile.py)
+        # which runtime serves, and why (builder/compile.py); defer_below when it is set
+        "serving": serving | ({"defer_below": defer} if defer is not None else {}),
         **(extra or {}),
     }
     context = {
@@ -277,6 +280,7 @@ def lift(
         "max_rows": MAX_ROWS,
         "max_body_bytes": MAX_ROWS * BODY_BYTES_PER_VALUE * (len(columns) + 1),
         "lenient": settings.coercion == "lenient",
+        "defer_below": defer,
         **SERVING,
         "nb2prod_version": __version__,
         "labels": {
@@ -298,6 +302,23 @@ def lift(
     )
     files = [*code, *rest, *runtime_files(nb.path.name), manifest_file(manifest)]
     return Lifted(files, version, lifted_sha, manifest)
+
+
+def deferral(notebook: str, defer_below: float | None, training: TrainingResult) -> float | None:
+    """``serving.defer_below`` when the model can honour it: a classifier with predict_proba.
+
+    Raises:
+        NotebookError: the setting is on and the model is a regressor, or has no predict_proba.
+    """
+    if defer_below is None or (training.classes and training.has_proba):
+        return None if defer_below is None else float(defer_below)
+    what = "a classifier without predict_proba" if training.classes else "a regressor"
+    raise NotebookError(
+        f"{notebook}: notebook setting nb2prod.serving.defer_below needs a classifier's top "
+        f"class probability, and the model is {what}: a point prediction has no sound measure "
+        "of confidence to defer on; remove the setting.",
+        notebook=notebook,
+    )
 
 
 def runtime_files(notebook: str) -> list[Generated]:

@@ -45,6 +45,14 @@ class Current:
             return source[column]
         return None
 
+    def deferral(self) -> tuple[int, int] | None:
+        """(rows whose log line says whether they were deferred, those deferred), or None
+        when no line says (a table, or logs of a bento without ``serving.defer_below``)."""
+        if self.logged is None or "deferred" not in self.logged.columns:
+            return None
+        flags = self.logged["deferred"].dropna()
+        return (len(flags), int(flags.astype(bool).sum())) if len(flags) else None
+
     def version_notes(self, version: str) -> list[str]:
         """A note when the logs come from other model versions than ``version``."""
         if self.logged is None or "model_version" not in self.logged.columns:
@@ -103,7 +111,11 @@ def _read_logs(files: list[Path]) -> Current:
                 record, (columns, data), (out_columns, out_data) = parsed
                 frames.append(pd.DataFrame(data, columns=columns))
                 outputs.append(pd.DataFrame(out_data, columns=out_columns))
-                meta.append({k: record.get(k) for k in LOG_META} | {"n": len(data)})
+                flags = record.get("deferred")  # only a bento with serving.defer_below
+                if not (isinstance(flags, list) and len(flags) == len(data)):
+                    flags = [None] * len(data)
+                flags = [f if isinstance(f, bool) else None for f in flags]
+                meta.append({k: record.get(k) for k in LOG_META} | {"n": len(data), "f": flags})
     notes = []
     if bad:
         log.warning("skipped %d unreadable log line(s)", bad)
@@ -117,6 +129,8 @@ def _read_logs(files: list[Path]) -> Current:
     logged = pd.concat(outputs, ignore_index=True)
     for key in LOG_META:
         logged[key] = [m[key] for m in meta for _ in range(m["n"])]
+    if any(f is not None for m in meta for f in m["f"]):
+        logged["deferred"] = pd.Series([f for m in meta for f in m["f"]], dtype=object)
     return Current(frame, logged, notes)
 
 

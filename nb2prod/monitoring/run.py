@@ -30,7 +30,13 @@ from nb2prod.monitoring.quality import (
     quality_report,
     target_values,
 )
-from nb2prod.monitoring.summary import ColumnDrift, MonitorResult, quiet, summarize
+from nb2prod.monitoring.summary import (
+    ColumnDrift,
+    MonitorResult,
+    deferral_summary,
+    quiet,
+    summarize,
+)
 
 __all__ = ["MIN_ROWS", "ColumnDrift", "MonitorResult", "monitor", "summarize"]
 
@@ -165,6 +171,7 @@ def monitor(
     json_out: Path | None = None,
     target: str | None = None,
     min_rows: int = MIN_ROWS,
+    max_defer_rate: float | None = None,
 ) -> MonitorResult:
     """Compare ``current`` with the reference of ``bento`` using its attached Evidently config.
 
@@ -175,6 +182,8 @@ def monitor(
         json_out: where to write the JSON summary.
         target: a column of ``current`` holding true outcomes; adds quality metrics.
         min_rows: the fewest current rows the drift test is run on.
+        max_defer_rate: the highest share of logged rows deferred to a person (with
+            ``serving.defer_below``) before the exit code is 1.
 
     Raises:
         BentoNotFound: ``bento`` names no bento made by nb2prod.
@@ -184,6 +193,8 @@ def monitor(
     """
     if min_rows < 1:
         raise MonitorError(f"--min-rows must be at least 1, not {min_rows}.")
+    if max_defer_rate is not None and not 0 <= max_defer_rate <= 1:
+        raise MonitorError(f"--max-defer-rate must be from 0 to 1, not {max_defer_rate}.")
     with _stage(f"compare {current} with the reference of {bento}"), open_bento(bento) as found:
         with _stage(f"read the monitoring config and the lifted schema of {found.tag}"):
             config = _config(found)
@@ -192,6 +203,12 @@ def monitor(
         result, snapshot, quality_snapshot = _compare(
             found, config, pipeline, data, str(current), target, min_rows, html
         )
+        defer_below = (found.manifest.get("serving") or {}).get("defer_below")
+        result.deferral = deferral_summary(data.deferral(), max_defer_rate, defer_below)
+        if max_defer_rate is not None and result.deferral["rate"] is None:
+            result.notes.append(
+                "the current data says nothing of deferral: --max-defer-rate unused"
+            )
         with _stage("write the monitoring report"):
             _write(result, snapshot, html, json_out, quality_snapshot)
     return result

@@ -50,6 +50,8 @@ class MonitorResult:
     html: str | None = None
     quality_html: str | None = None
     json: str | None = None
+    # rate (None: the logs say nothing), rows, deferred, threshold (--max-defer-rate), defer_below
+    deferral: dict[str, Any] = field(default_factory=lambda: deferral_summary(None))
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -64,8 +66,14 @@ class MonitorResult:
         )
 
     @property
+    def deferred_too_often(self) -> bool:
+        """More rows deferred to a person than ``--max-defer-rate`` allows."""
+        rate, limit = self.deferral["rate"], self.deferral["threshold"]
+        return rate is not None and limit is not None and rate > limit
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.drift else 0
+        return 1 if self.drift or self.deferred_too_often else 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON summary (``--json``)."""
@@ -83,11 +91,28 @@ class MonitorResult:
             "columns": [vars(c) for c in self.columns],
             "prediction": vars(self.prediction) if self.prediction else None,
             "quality": self.quality,
+            "deferral": self.deferral | {"exceeded": self.deferred_too_often},
             "left_out": self.left_out,
             "notes": self.notes,
             "html": self.html,
             "quality_html": self.quality_html,
         }
+
+
+def deferral_summary(
+    counts: tuple[int, int] | None,
+    threshold: float | None = None,
+    defer_below: float | None = None,
+) -> dict[str, Any]:
+    """The deferral rate from (rows with a deferral flag, rows deferred); rate None without."""
+    rows, deferred = counts or (0, 0)
+    return {
+        "rate": deferred / rows if rows else None,
+        "rows": rows,
+        "deferred": deferred,
+        "threshold": threshold,
+        "defer_below": defer_below,
+    }
 
 
 def summarize(

@@ -31,6 +31,7 @@ _COMMENT_ROLE = re.compile(r"^\s*#\|\s*nb2prod\s*:\s*(?P<role>[\w:-]*)\s*$")
 COERCION = ("strict", "lenient")
 # nb2prod.serving.runtime: try the compiled model and fall back, insist on it, or never try
 RUNTIMES = ("auto", "compiled", "python")
+SERVING_KEYS = ("runtime", "defer_below")
 _NAMES = ("entrypoint", "model", "reference", "metrics", "input_schema")  # Python names
 _NAME_OK = re.compile(r"[^a-z0-9_.-]+")
 
@@ -82,7 +83,7 @@ class Settings:
     coercion: str = "strict"  # "lenient": let Pandera coerce 12.7 to 12, "12" to 12, true to 1
     # names the training run computes from the data that lifted code reads as constants
     learned: tuple[str, ...] = ()
-    serving: dict[str, Any] = field(default_factory=dict)  # {"runtime": one of RUNTIMES}
+    serving: dict[str, Any] = field(default_factory=dict)  # runtime, defer_below
     # {"X": ..., "y": ...}: the held-out rows and outcomes; None: X_test/y_test if bound
     evaluation: dict[str, str] | None = None
     promotion: dict[str, Any] = field(default_factory=dict)  # {"metric": ..., "min_delta": ...}
@@ -91,6 +92,11 @@ class Settings:
     def runtime(self) -> str:
         """``serving.runtime``: ``auto`` unless the notebook says otherwise."""
         return self.serving.get("runtime", "auto")
+
+    @property
+    def defer_below(self) -> float | None:
+        """``serving.defer_below``: rows whose top class probability is under it are deferred."""
+        return self.serving.get("defer_below")
 
 
 @dataclass(frozen=True)
@@ -204,16 +210,23 @@ def _setting_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
 
 
 def _serving_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
-    """``nb2prod.serving``: a mapping whose only key is ``runtime``, one of RUNTIMES."""
+    """``nb2prod.serving``: a mapping of ``runtime`` (one of RUNTIMES) and ``defer_below``
+    (a number in (0, 1]: the top class probability under which a row is deferred)."""
     serving = raw.get("serving", {})
     where = f"{path.name}: notebook setting nb2prod.serving"
+    defer = serving.get("defer_below", 1) if isinstance(serving, dict) else 1
     if not isinstance(serving, dict):
         text = f"{where} must be a mapping such as {{'runtime': 'auto'}}, not {serving!r}."
-    elif set(serving) - {"runtime"}:
-        key = min(map(str, set(serving) - {"runtime"}))
-        close = difflib.get_close_matches(str(key), ["runtime"], n=1, cutoff=0.5)
-        hint = f"; did you mean `{close[0]}`?" if close else "; its only key is runtime."
+    elif set(serving) - set(SERVING_KEYS):
+        key = min(map(str, set(serving) - set(SERVING_KEYS)))
+        close = difflib.get_close_matches(str(key), SERVING_KEYS, n=1, cutoff=0.5)
+        hint = f"; did you mean `{close[0]}`?" if close else "; its keys are runtime, defer_below."
         text = f"{where} has unknown key `{key}`{hint}"
+    elif isinstance(defer, bool) or not isinstance(defer, (int, float)) or not 0 < defer <= 1:
+        text = (
+            f"{where}.defer_below must be a number above 0 and at most 1 (the top class "
+            f"probability under which a row is deferred to a person), not {defer!r}."
+        )
     elif serving.get("runtime", "auto") not in RUNTIMES:
         value = serving["runtime"]
         close = difflib.get_close_matches(str(value), RUNTIMES, n=1, cutoff=0.5)

@@ -18,6 +18,8 @@ FILES = {
     "nb2prod_runtime.py": "runtime.py",
     "nb2prod_compiled.py": "compiled.py",
     "nb2prod_limits.py": "limits.py",
+    "nb2prod_keys.py": "keys.py",
+    "nb2prod_auth.py": "auth.py",
     "nb2prod_sink.py": "sink.py",
     "tests/conftest.py": "conftest.py",
 }

@@ -75,6 +75,12 @@ def check_outputs(outputs: np.ndarray, columns: list[str]) -> None:
         raise NonFinite(int(row), columns[min(col, len(columns) - 1)], "prediction")
 
 
+def deferred(proba: np.ndarray, below: float) -> list[bool]:
+    """Per row, whether its top class probability is under ``below`` (a person decides)."""
+    values = np.asarray(proba, dtype=float)
+    return (values.reshape(len(values), -1).max(axis=1) < below).tolist() if len(values) else []
+
+
 def complete(features: Any) -> bool:
     """No missing value anywhere in the model's input (``check_features`` refused infinity)."""
     if isinstance(features, pd.DataFrame):

@@ -124,8 +124,21 @@ class Sink:
         off = root.lower() in ("", "off", "none", "0")
         return cls(None if off else root, int(max_mb * 1024 * 1024), service, model_version)
 
-    def log(self, endpoint: str, frame: Any, outputs: Any, columns: list[str]) -> str | None:
+    def log(
+        self,
+        endpoint: str,
+        frame: Any,
+        outputs: Any,
+        columns: list[str],
+        *,
+        client: str | None = None,
+        deferred: list[bool] | None = None,
+    ) -> str | None:
         """Queue one request's validated ``frame`` and ``outputs``; return its request id.
+
+        ``client`` is the API key's *name* (nb2prod_keys), never the key; None when anonymous.
+        ``deferred`` (``serving.defer_below`` on): per row, whether a person decides it; the
+        line then carries it as ``"deferred"``, a list of booleans beside ``outputs``.
 
         Called on the request path: it never raises and never waits.
         """
@@ -135,7 +148,8 @@ class Sink:
             if self._thread is None:
                 self._start()
             request_id = uuid.uuid4().hex
-            self._queue.put_nowait((time.time(), request_id, endpoint, frame, outputs, columns))
+            record = (time.time(), request_id, endpoint, frame, outputs, columns, client, deferred)
+            self._queue.put_nowait(record)
             return request_id
         except queue.Full:
             self.dropped += 1
@@ -233,6 +247,8 @@ class Sink:
         frame: Any,
         outputs: Any,
         columns: list[str],
+        client: str | None = None,
+        deferred: list[bool] | None = None,
     ) -> str:
         out = np.asarray(outputs)
         out = out.reshape(len(frame), -1) if out.ndim > 1 else out[:, None]
@@ -248,13 +264,15 @@ class Sink:
                 "service": self.service,
                 "endpoint": endpoint,
                 "rows": len(frame),
+                **({"client": client} if client is not None else {}),
             }
         )
         names = json.dumps([str(c) for c in frame.columns])
         rows = frame.to_json(orient="values", date_format="iso")  # C path; "split" is Python
         preds = json.dumps({"columns": columns, "data": out.tolist()}, default=_plain)
         inputs = '{"columns": ' + names + ', "data": ' + rows + "}"
-        return head[:-1] + ', "inputs": ' + inputs + ', "outputs": ' + preds + "}\n"
+        flags = "" if deferred is None else ', "deferred": ' + json.dumps(list(map(bool, deferred)))
+        return head[:-1] + ', "inputs": ' + inputs + ', "outputs": ' + preds + flags + "}\n"
 
     def _close_file(self) -> None:
         if self._file is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BIN, ROOT, Built, background, free_port
+from tests.support import BIN, ROOT, Built, background, free_port, mlflow_server_env
 
 CHROMIUM = os.environ.get("NB2PROD_CHROMIUM", "/usr/bin/chromium")
 IMAGES = ROOT / "docs" / "images"
@@ -35,7 +35,7 @@ def mlflow_ui(churn: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         *("--host", "127.0.0.1", "--port", str(port)),
     ]
     base = f"http://127.0.0.1:{port}"
-    with background(command, f"{base}/health", folder / "server.log", dict(os.environ)):
+    with background(command, f"{base}/health", folder / "server.log", mlflow_server_env()):
         yield base
 
 

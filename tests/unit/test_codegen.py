@@ -20,8 +20,12 @@ UPDATE = os.environ.get("NB2PROD_UPDATE_GOLDEN") == "1"
 UPDATE_COMMAND = "NB2PROD_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_codegen.py"
 
 
-# clean: every generated file; parameter_lifted: only what the lifted parameter changes
-@pytest.mark.parametrize(("fixture", "only"), [("clean", ""), ("parameter_lifted", "lifted/")])
+# clean: every generated file; parameter_lifted: only what the lifted parameter changes;
+# defer_below: the service that answers and logs deferred rows
+@pytest.mark.parametrize(
+    ("fixture", "only"),
+    [("clean", ""), ("parameter_lifted", "lifted/"), ("defer_below", "service.py")],
+)
 def test_generated_files_match_golden(fixture: str, only: str, tmp_path: Path) -> None:
     files = {k: v for k, v in generated(fixture, tmp_path).items() if k.startswith(only)}
     root = GOLDEN / fixture

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
+from nb2prod_auth import KeysAndLimits, client_of
 from nb2prod_batching import BATCH_MAX_ROWS, validate_many
 from nb2prod_contract import request_schema, row_schema
 from nb2prod_fastpath import validate_fast
@@ -172,7 +173,10 @@ class Clean:
             predictions = await self.model.predict(frame)
         except NonFinite as exc:
             return self._non_finite(ctx, exc)
-        sink.log("predict", frame, predictions, ["prediction"])  # queued; never raises
+        client = client_of(ctx.request.scope)  # the key name, never the key
+        sink.log(
+            "predict", frame, predictions, ["prediction"], client=client
+        )  # queued; never raises
         # Built from plain Python values that already have the declared types: no re-validation.
         return Predictions.model_construct(
             predictions=predictions.tolist(), model_version=MODEL_VERSION
@@ -192,7 +196,10 @@ class Clean:
             proba = await self.model.predict_proba(frame)
         except NonFinite as exc:
             return self._non_finite(ctx, exc)
-        sink.log("predict_proba", frame, proba, ["proba_0", "proba_1"])  # queued; never raises
+        client = client_of(ctx.request.scope)  # the key name, never the key
+        sink.log(
+            "predict_proba", frame, proba, ["proba_0", "proba_1"], client=client
+        )  # queued; never raises
         return Probabilities.model_construct(
             probabilities=proba.tolist(), classes=[0, 1], model_version=MODEL_VERSION
         )
@@ -203,5 +210,7 @@ class Clean:
         return {"manifest": MANIFEST, "input_schema": ROW_SCHEMA, "request_schema": REQUEST_SCHEMA}
 
 
+# Keys (401) and per-client rates (429) first, outermost: nb2prod_auth reads NB2PROD_API_KEYS_FILE.
+Clean.add_asgi_middleware(KeysAndLimits, model_version=MODEL_VERSION)
 # Limits at the door, before BentoML parses a body: size (413), type (415), read time (408).
 Clean.add_asgi_middleware(RequestLimits, max_body_bytes=MAX_BODY_BYTES, model_version=MODEL_VERSION)
