@@ -38,6 +38,18 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with session("local[2]", batch_rows=128) as active:
         yield active
     os.environ.pop("SPARK_LOCAL_DIRS", None)
+    # spark.stop() ends the session, not the JVM py4j started: shut that down too, so the rest
+    # of the suite does not carry it (about 800 MB)
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        proc = getattr(gateway, "proc", None)  # the java process pyspark launched
+        gateway.shutdown()
+        SparkContext._gateway = SparkContext._jvm = None
+        if proc is not None:
+            proc.stdin.close()  # the gateway server exits when its stdin closes
+            proc.wait(timeout=60)
 
 
 def _split_into_files(frame: pd.DataFrame, folder: Path, at: int) -> Path:
