@@ -38,13 +38,18 @@ def shadow(
     ] = None,
     max_extra_rejects: Annotated[int, typer.Option(help="Rejects beyond the champion's.")] = 0,
     allow_drift: Annotated[bool, typer.Option(help="Pass shifted predictions.")] = False,
+    max_metric_drop: Annotated[
+        float, typer.Option(help="With outcomes: how much worse than the champion, per metric.")
+    ] = 0.0,
 ) -> None:
     """Replay traffic through two bentos offline; exit 1 past the thresholds, 2 on bad input."""
     from nb2prod.lifecycle.shadow import Thresholds
     from nb2prod.lifecycle.shadow import shadow as run
     from nb2prod.lifecycle.shadow_show import print_shadow
 
-    limits = Thresholds(min_agreement, max_mean_abs_diff, max_extra_rejects, not allow_drift)
+    limits = Thresholds(
+        min_agreement, max_mean_abs_diff, max_extra_rejects, not allow_drift, max_metric_drop
+    )
     options = {"target_column": target_column, "thresholds": limits, "html": html}
     report = _run(lambda: run(champion, challenger, traffic, target, json_out=json_out, **options))
     print_shadow(_console(), report)

@@ -216,6 +216,13 @@ def test_a_planted_regression_fails_and_the_report_says_why(bentos: tuple, tmp_p
     print_shadow(console, report)
     text = console.export_text()
     assert "failed: accuracy, roc_auc" in text and "rejects row 3: x" in text
+    # A margin as wide as the drop lets it pass, through the command line
+    drop = -min(report.metrics["difference"].values()) + 0.01
+    args = ["shadow", str(champion), str(planted), "--traffic", str(tmp_path / "traffic.parquet")]
+    wide = runner.invoke(
+        app, [*args, "--target", str(tmp_path / "outcomes.csv"), "--max-metric-drop", str(drop)]
+    )
+    assert wide.exit_code == 0, wide.output
 
 
 def test_bentos_that_take_other_inputs_are_bad_input(bentos: tuple, tmp_path: Path) -> None:
