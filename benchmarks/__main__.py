@@ -21,6 +21,12 @@ Cases (``--only`` picks some):
   ``local[2]`` against the local engine, peak RSS on a 10M-row parquet, time to the first
   rows (``benchmarks.batch``). Run alone (``--only batch``) it writes
   ``benchmarks/results/batch.json`` and no plot, so a full run's files stay as they are.
+- ``auth``: the churn bento served with API keys and rate limits on against off, p50/p95 at
+  concurrency 1 interleaved, and the keyed hardening checks (``benchmarks.auth``). Run alone
+  it writes ``benchmarks/results/auth.json`` and no plot.
+- ``explain``: ``POST /explain`` latency, 1 and 10 rows, p50/p95, in-process and served, on
+  churn, diabetes and the untuned notebook, the first request apart, and ``import shap``
+  (``benchmarks.explain``). Run alone it writes ``benchmarks/results/explain.json``, no plot.
 
 Writes ``benchmarks/results/bench.json`` and ``docs/images/performance.png``, and prints a
 table and every ratio beside its target. ``--scale 0.1`` runs every load case at a tenth of
@@ -48,7 +54,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 PLOT = ROOT / "docs" / "images" / "performance.png"
 BATCH_RESULTS = ROOT / "benchmarks" / "results" / "batch.json"
-CASES = ("churn", "hardening", "monitoring", "python", "diabetes", "untuned", "check", "batch")
+AUTH_RESULTS = ROOT / "benchmarks" / "results" / "auth.json"
+EXPLAIN_RESULTS = ROOT / "benchmarks" / "results" / "explain.json"
+CASES = (
+    "churn",
+    "hardening",
+    "monitoring",
+    "python",
+    "diabetes",
+    "untuned",
+    "check",
+    "batch",
+    "auth",
+    "explain",
+)
 
 
 def cases_of(only: str | None, hardening: bool = True) -> list[str]:
@@ -155,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
     # builds record MLflow runs: in the work directory, never ./mlflow.db in the repo
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
-    alone = cases == ["batch"]
+    alone = cases in (["batch"], ["auth"], ["explain"])
     if args.out is None:
-        args.out = BATCH_RESULTS if alone else RESULTS
+        alone_out = {"auth": AUTH_RESULTS, "explain": EXPLAIN_RESULTS}
+        args.out = alone_out.get(cases[0], BATCH_RESULTS) if alone else RESULTS
     logs = work / "logs"
     r: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -191,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
             run_notebook(r, name, notebook, True, work, args.scale, logs)
     if "batch" in cases:
         run_batch(r, work, args.scale)
+    if "auth" in cases:
+        from benchmarks.auth import run_auth
+
+        run_auth(r, work, args.scale, logs)
+    if "explain" in cases:
+        from benchmarks.explain import run_explain
+
+        run_explain(r, work, args.scale, logs)
     r["ratios"] = report.ratios(r)
     r["verdicts"] = report.verdicts(r["ratios"])
     r["machine"]["load_average_at_end"] = os.getloadavg()

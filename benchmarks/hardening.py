@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from benchmarks.load import LoadResult, load
 from benchmarks.servers import Server
 
 OVERLOAD_STATUS = 429  # traffic.max_concurrency answers at once; see docs/performance.md
+HEALTH = ("/healthz", "/readyz", "/livez")  # open with keys on (nb2prod/serving/auth.py)
 
 
 def load_check(
@@ -31,17 +33,32 @@ def load_check(
     return load(f"{url}/predict", payloads, requests=requests, concurrency=concurrency)
 
 
-def schemathesis_check(url: str, *, examples: int) -> dict[str, Any]:
+def schemathesis_check(url: str, *, examples: int, key: str | None = None) -> dict[str, Any]:
     """Generated cases (valid and invalid) for every operation of the bento's own OpenAPI.
 
     Counts the cases, the 5xx answers, and the 4xx answers whose body is not a JSON object.
+    With ``key``, the document is read with it and schemathesis is given it for the document's
+    ``bearerAuth`` scheme (its auth config, not a header of ours): a case it sends with the
+    key counts in ``with_key`` and any 401 of those in ``unauthorized_with_key``; a negative
+    case in which schemathesis itself drops or garbles the key counts in ``without_key``, by
+    status, and a non-health route answering it anything but 401 is a problem.
     """
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
 
-    schema = schemathesis.openapi.from_url(f"{url}/docs.json")
+    bearer = f"Bearer {key}" if key else None
+    if key:
+        config = schemathesis.Config.from_dict(
+            {"auth": {"openapi": {"bearerAuth": {"bearer": key}}}}
+        )
+        schema = schemathesis.openapi.from_url(
+            f"{url}/docs.json", config=config, headers={"Authorization": bearer}
+        )
+    else:
+        schema = schemathesis.openapi.from_url(f"{url}/docs.json")
+    keyed: Counter = Counter()
     operations = [op.ok() for op in schema.get_all_operations()]
     # The POST operations can make as many cases as asked; the GETs run out after a few.
     per_operation = max(1, examples // 2)
@@ -64,6 +81,14 @@ def schemathesis_check(url: str, *, examples: int) -> dict[str, Any]:
                 status = response.status_code
                 seen[f"{status // 100}xx"] += 1
                 label = f"{case.method} {case.path} -> {status}"
+                if bearer is not None:
+                    sent = response.request.headers.get("Authorization") == bearer
+                    keyed["with_key" if sent else f"without_key {status}"] += 1
+                    if sent and status == 401:
+                        keyed["unauthorized_with_key"] += 1
+                        bad.append(f"{label} although the key was sent")
+                    elif not sent and status != 401 and case.path not in HEALTH:
+                        bad.append(f"{label} without the key")
                 if status >= 500:
                     bad.append(f"{label}: {response.text[:200]}")
                 elif status >= 400 and not _json_object(response):
@@ -80,6 +105,7 @@ def schemathesis_check(url: str, *, examples: int) -> dict[str, Any]:
         "server_errors": seen["5xx"],
         "problems": bad[:20],
         "problem_count": len(bad),
+        **({"declares_bearer": schema.raw_schema.get("security"), **keyed} if key else {}),
     }
 
 
@@ -88,6 +114,118 @@ def _json_object(response: Any) -> bool:
         return isinstance(json.loads(response.content), (dict, list))
     except ValueError:
         return False
+
+
+def keyless_check(url: str, key: str) -> dict[str, Any]:
+    """Every operation of the served ``/docs.json`` (read with ``key``), plus ``/docs.json``,
+    ``/metrics`` and the Swagger page, called without a key; and the health routes.
+
+    ``routes`` maps ``"METHOD /path"`` to its status; ``wrong`` lists each non-health route
+    not answered 401 and each health route not answered 200; ``bodies`` counts the distinct
+    401 bodies (one: nothing tells a missing key from a wrong one).
+    """
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=60) as http:
+        doc = http.get("/docs.json", headers={"Authorization": f"Bearer {key}"})
+        doc.raise_for_status()
+        methods = {"get", "post", "put", "patch", "delete", "head", "options"}
+        routes = [
+            (method.upper(), path)
+            for path, item in doc.json().get("paths", {}).items()
+            for method in item
+            if method in methods
+        ]
+        routes += [("GET", p) for p in ("/docs.json", "/metrics", "/", *HEALTH)]
+        answers: dict[str, int] = {}
+        bodies: set[bytes] = set()
+        for method, path in dict.fromkeys(routes):
+            filled = re.sub(r"\{[^}]*\}", "x", path)
+            kwargs: dict[str, Any] = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
+            answer = http.request(method, filled, **kwargs)
+            answers[f"{method} {path}"] = answer.status_code
+            if answer.status_code == 401:
+                bodies.add(answer.content)
+    wrong = [
+        f"{route} -> {status}"
+        for route, status in answers.items()
+        if status != (200 if route.split(" ", 1)[1] in HEALTH else 401)
+    ]
+    return {
+        "documented": len(doc.json().get("paths", {})),
+        "routes": answers,
+        "wrong": wrong,
+        "bodies": len(bodies),
+    }
+
+
+async def _hammer_and_calm(
+    url: str, body: bytes, hammer: str, calm: str, concurrency: int, calm_requests: int, gap: float
+) -> dict[str, Any]:
+    import httpx
+
+    def head(key: str) -> dict[str, str]:
+        return {"content-type": "application/json", "authorization": f"Bearer {key}"}
+
+    hammered: Counter = Counter()
+    problems: list[str] = []
+    calm_statuses: Counter = Counter()
+    calm_ms: list[float] = []
+    done = asyncio.Event()
+    limits = httpx.Limits(max_connections=concurrency + 1)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+
+        async def hammering() -> None:
+            while not done.is_set():
+                answer = await http.post("/predict", content=body, headers=head(hammer))
+                hammered[str(answer.status_code)] += 1
+                if answer.status_code == 429:
+                    retry = answer.headers.get("retry-after", "")
+                    if not retry.isdigit() or int(retry) < 1:
+                        problems.append(f"429 with Retry-After {retry!r}")
+                    elif not _json_object(answer) or "limit" not in answer.json():
+                        problems.append(f"429 without a JSON body naming the limit: {answer.text}")
+
+        async def calming() -> None:
+            await asyncio.sleep(gap)  # the hammer is past its burst by now
+            for _ in range(calm_requests):
+                sent = time.perf_counter()
+                answer = await http.post("/predict", content=body, headers=head(calm))
+                calm_ms.append((time.perf_counter() - sent) * 1000)
+                calm_statuses[str(answer.status_code)] += 1
+                await asyncio.sleep(gap)
+            done.set()
+
+        await asyncio.wait_for(
+            asyncio.gather(calming(), *(hammering() for _ in range(concurrency))), 300
+        )
+    return {
+        "hammer": dict(hammered),
+        "hammer_problems": problems[:10],
+        "calm": dict(calm_statuses),
+        "calm_p50_ms": _percentile(calm_ms, 0.5),
+        "calm_max_ms": max(calm_ms, default=None),
+    }
+
+
+def client_overload_check(
+    url: str,
+    body: dict,
+    hammer: str,
+    calm: str,
+    *,
+    concurrency: int = 8,
+    calm_requests: int = 20,
+    gap: float = 0.05,
+) -> dict[str, Any]:
+    """The ``hammer`` key's client sends as fast as ``concurrency`` connections allow, past its
+    own rate, while the ``calm`` key's client sends ``calm_requests`` requests ``gap`` s apart.
+
+    Every 429 must carry ``Retry-After`` (whole seconds, at least 1) and a JSON body naming the
+    limit (``hammer_problems`` lists those that did not); the calm client must get only 200s.
+    """
+    data = json.dumps(body).encode()
+    return asyncio.run(_hammer_and_calm(url, data, hammer, calm, concurrency, calm_requests, gap))
 
 
 async def _sigterm(url: str, body: bytes, server: Server, after: int, concurrency: int) -> dict:

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks import auth, explain
+
 TARGETS = {
     "p50_c1_compiled": ("bento p50 ÷ baseline p50 at concurrency 1, compiled runtime", "<=", 0.6),
     "p50_c1_python": ("bento p50 ÷ baseline p50 at concurrency 1, Python runtime", "<=", 1.0),
@@ -30,6 +32,8 @@ TARGETS = {
         0.8,
     ),
     "batch_peak_rss_gb": ("peak RSS of nb2prod score on the 10M-row parquet, GB", "<=", 2.0),
+    "auth_cost_p50_c1_ms": ("served p50, keys and limits on − off, c=1, ms", "<=", 0.3),
+    "explain_p50_1row_ms": ("served 1-row /explain p50, example notebooks, ms", "<=", 100.0),
     "errors": ("errors in every case", "==", 0),
 }
 OPS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b}
@@ -88,6 +92,7 @@ def count_errors(r: dict[str, Any]) -> int:
         errors += _get(nb, "serving", "overhead", "inprocess", "errors") or 0
         errors += sum(v["errors"] for v in (nb.get("validation") or {}).values())
     errors += batch_errors(r.get("batch") or {})
+    errors += auth.errors(r)
     h = r.get("hardening") or {}
     if h:
         errors += h["load"]["errors"] + h["schemathesis"]["problem_count"]
@@ -148,6 +153,8 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
         out["invalid_flood_s"] = flood["seconds"]
         out["healthz_p99_during_flood_ms"] = flood["healthz_p99_ms"]
     out.update(batch_ratios(r.get("batch") or {}))
+    out.update(auth.ratios(r))
+    out.update(explain.ratios(r))
     out["errors"] = count_errors(r)
     return out
 
@@ -259,6 +266,7 @@ def table(r: dict[str, Any]) -> str:
             f"({ceil['batch_rows']}-row batches)"
         )
     lines += batch_lines(r.get("batch") or {})
+    lines += auth.lines(r)
     check = r.get("check") or {}
     if "not available" in check:
         lines.append(f"check timing: not available ({check['not available']})")

@@ -99,7 +99,14 @@ def running(
     with open(log, "w") as fh:
         proc = subprocess.Popen(
             cmd,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **(env or {})},
+            # no explainer warm-up (~8 s of one core at start) under the figures: the explain
+            # case times the first /explain, cold, on its own
+            env={
+                **os.environ,
+                "BENTOML_DO_NOT_TRACK": "true",
+                "NB2PROD_EXPLAIN_WARM": "0",
+                **(env or {}),
+            },
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from nb2prod.notebook.read import Notebook
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# Packages every bento needs at serve time, whatever the notebook imports.
-BASE_PACKAGES = ("bentoml", "pandas", "numpy", "pandera", "pyarrow")
+# Packages every bento needs at serve time, whatever the notebook imports (shap: POST
+# /explain, on every regressor and classifier; imported on its first request).
+BASE_PACKAGES = ("bentoml", "pandas", "numpy", "pandera", "pyarrow", "shap")
 _MAX_PATH = 400  # longer string literals are not file names
 
 

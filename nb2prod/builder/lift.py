@@ -231,7 +231,8 @@ def lift(
         properties=props.manifest,
         monitoring=settings.monitoring,
         serving={"coercion": settings.coercion, "runtime": serving["runtime"]}
-        | ({"defer_below": defer} if defer is not None else {}),
+        | ({"defer_below": defer} if defer is not None else {})
+        | {"explain_max_rows": settings.explain_max_rows},
     )
     name = settings.name
     import pandas as pd
@@ -281,6 +282,8 @@ def lift(
         "max_body_bytes": MAX_ROWS * BODY_BYTES_PER_VALUE * (len(columns) + 1),
         "lenient": settings.coercion == "lenient",
         "defer_below": defer,
+        **explanation(training),
+        "explain_max_rows": settings.explain_max_rows,
         **SERVING,
         "nb2prod_version": __version__,
         "labels": {
@@ -319,6 +322,23 @@ def deferral(notebook: str, defer_below: float | None, training: TrainingResult)
         "of confidence to defer on; remove the setting.",
         notebook=notebook,
     )
+
+
+def explanation(training: TrainingResult) -> dict[str, Any]:
+    """What POST /explain explains: a regressor's prediction, a binary classifier's
+    probability of ``classes[1]``, a multiclass one's probability of each class; a classifier
+    without predict_proba has no /explain (``explained`` empty)."""
+    classes = list(training.classes)
+    if not classes:
+        explained, what, index = ["prediction"], "the prediction", ""
+    elif not training.has_proba:
+        explained, what, index = [], "", ""
+    elif len(classes) == 2:
+        explained, index = [f"proba_{classes[1]}"], "1"
+        what = f"the probability of class {classes[1]!r} (classes[1])"
+    else:
+        explained, what, index = [str(c) for c in classes], "the probability of each class", ""
+    return {"explained": explained, "explained_what": what, "explained_index": index}
 
 
 def runtime_files(notebook: str) -> list[Generated]:

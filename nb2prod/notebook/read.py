@@ -31,7 +31,8 @@ _COMMENT_ROLE = re.compile(r"^\s*#\|\s*nb2prod\s*:\s*(?P<role>[\w:-]*)\s*$")
 COERCION = ("strict", "lenient")
 # nb2prod.serving.runtime: try the compiled model and fall back, insist on it, or never try
 RUNTIMES = ("auto", "compiled", "python")
-SERVING_KEYS = ("runtime", "defer_below")
+SERVING_KEYS = ("runtime", "defer_below", "explain_max_rows")
+EXPLAIN_MAX_ROWS = 100  # rows one POST /explain may hold, unless serving.explain_max_rows says
 _NAMES = ("entrypoint", "model", "reference", "metrics", "input_schema")  # Python names
 _NAME_OK = re.compile(r"[^a-z0-9_.-]+")
 
@@ -97,6 +98,11 @@ class Settings:
     def defer_below(self) -> float | None:
         """``serving.defer_below``: rows whose top class probability is under it are deferred."""
         return self.serving.get("defer_below")
+
+    @property
+    def explain_max_rows(self) -> int:
+        """``serving.explain_max_rows``: the most rows one POST /explain may hold."""
+        return int(self.serving.get("explain_max_rows", EXPLAIN_MAX_ROWS))
 
 
 @dataclass(frozen=True)
@@ -215,17 +221,24 @@ def _serving_problems(raw: dict[str, Any], path: Path) -> list[SettingProblem]:
     serving = raw.get("serving", {})
     where = f"{path.name}: notebook setting nb2prod.serving"
     defer = serving.get("defer_below", 1) if isinstance(serving, dict) else 1
+    cap = serving.get("explain_max_rows", 1) if isinstance(serving, dict) else 1
     if not isinstance(serving, dict):
         text = f"{where} must be a mapping such as {{'runtime': 'auto'}}, not {serving!r}."
     elif set(serving) - set(SERVING_KEYS):
         key = min(map(str, set(serving) - set(SERVING_KEYS)))
         close = difflib.get_close_matches(str(key), SERVING_KEYS, n=1, cutoff=0.5)
-        hint = f"; did you mean `{close[0]}`?" if close else "; its keys are runtime, defer_below."
+        keys = ", ".join(SERVING_KEYS)
+        hint = f"; did you mean `{close[0]}`?" if close else f"; its keys are {keys}."
         text = f"{where} has unknown key `{key}`{hint}"
     elif isinstance(defer, bool) or not isinstance(defer, (int, float)) or not 0 < defer <= 1:
         text = (
             f"{where}.defer_below must be a number above 0 and at most 1 (the top class "
             f"probability under which a row is deferred to a person), not {defer!r}."
+        )
+    elif isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= 10_000:
+        text = (
+            f"{where}.explain_max_rows must be a whole number from 1 to 10000 (the most rows "
+            f"one POST /explain may hold), not {cap!r}."
         )
     elif serving.get("runtime", "auto") not in RUNTIMES:
         value = serving["runtime"]

@@ -21,6 +21,7 @@ FILES = {
     "nb2prod_keys.py": "keys.py",
     "nb2prod_auth.py": "auth.py",
     "nb2prod_sink.py": "sink.py",
+    "nb2prod_explain.py": "explain.py",
     "tests/conftest.py": "conftest.py",
 }
 

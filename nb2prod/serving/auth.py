@@ -89,7 +89,7 @@ class KeysAndLimits:
         if rate is not None and await self._limited(scope, send, name, rate):
             return
         if self.keys is not None and scope["path"] == "/docs.json":
-            await self.app(scope, receive, _declare_bearer(send))
+            await self.app(scope, receive, _declare_bearer(send, self.open))
             return
         await self.app(scope, receive, send)
 
@@ -148,8 +148,9 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-def _declare_bearer(send: Send) -> Send:
-    """Wrap ``send`` so the OpenAPI document gains the bearer scheme as its global security."""
+def _declare_bearer(send: Send, open_paths: frozenset[str] | set[str]) -> Send:
+    """Wrap ``send`` so the OpenAPI document gains the bearer scheme as its global security,
+    and the operations of ``open_paths`` (health) say they need none."""
     start: Message | None = None
     chunks: list[bytes] = []
 
@@ -170,6 +171,10 @@ def _declare_bearer(send: Send) -> Send:
                 spec = json.loads(data)
                 spec.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY)
                 spec["security"] = [{"bearerAuth": []}]
+                for path in open_paths:
+                    for op in (spec.get("paths") or {}).get(path, {}).values():
+                        if isinstance(op, dict):
+                            op["security"] = []
                 data = json.dumps(spec).encode()
             except (ValueError, AttributeError):
                 pass  # not the JSON document expected: pass it on unchanged

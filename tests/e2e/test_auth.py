@@ -36,10 +36,10 @@ def test_served_bento_needs_a_key_limits_each_client_and_logs_no_key(churn: Any,
 
     with serve(churn.tag, env=env) as base, httpx.Client(base_url=base, timeout=60) as http:
         # Without a key: 401 on every route but health, with one body for all
-        refused = [http.post(r, json=body) for r in ("/predict", "/predict_proba")]
+        refused = [http.post(r, json=body) for r in ("/predict", "/predict_proba", "/explain")]
         refused += [http.post("/metadata", json={}), http.get("/docs.json"), http.get("/metrics")]
         refused.append(http.post("/predict", json=body, headers=auth(alice[:-3] + "abc")))
-        assert [r.status_code for r in refused] == [401] * 6
+        assert [r.status_code for r in refused] == [401] * 7
         assert len({r.content for r in refused}) == 1
         assert refused[0].headers["www-authenticate"] == "Bearer"
         assert [http.get(h).status_code for h in ("/healthz", "/readyz", "/livez")] == [200] * 3
@@ -48,6 +48,9 @@ def test_served_bento_needs_a_key_limits_each_client_and_logs_no_key(churn: Any,
         assert http.post("/predict", json=body, headers=auth(alice)).status_code == 200
         assert http.post("/predict_proba", json=body, headers=auth(alice)).status_code == 200
         assert http.post("/metadata", json={}, headers=auth(alice)).status_code == 200
+        assert "/explain" in http.get("/docs.json", headers=auth(alice)).json()["paths"]
+        explained = http.post("/explain", json={"rows": []}, headers=auth(alice))  # no shap run
+        assert explained.status_code == 200 and explained.json()["explanations"] == []
         assert http.get("/docs.json", headers=auth(alice)).json()["security"] == [
             {"bearerAuth": []}
         ]

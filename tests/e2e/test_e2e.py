@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+from nb2prod.notebook.read import EXPLAIN_MAX_ROWS
 from tests.support import FIXTURES, Built, records, serve
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,8 @@ def test_served_predictions_equal_the_notebooks(
     reference = built.reference().head(300)
     expected = built.notebook_predictions()["prediction"].to_numpy()[:300]
     rows = records(reference)
-    with serve(built.tag) as base:
+    # the explainer warms at start (the default), beside the requests below
+    with serve(built.tag, env={"NB2PROD_EXPLAIN_WARM": "1"}) as base:
         # one batch
         batch = _predict(base, rows)
         assert batch.status_code == 200, batch.text
@@ -53,6 +55,22 @@ def test_served_predictions_equal_the_notebooks(
         assert first["type"] in ("number", "integer", ["number", "null"], ["integer", "null"])
         items = meta["request_schema"]["properties"]["rows"]["items"]
         assert items["properties"] == meta["input_schema"]["properties"]
+        # /explain: per row the prediction, and attributions over the input columns that add
+        # up to the explained output minus the base value
+        explained = _predict(base, rows[:3], "explain")
+        assert explained.status_code == 200, explained.text
+        found = explained.json()["explanations"]
+        _assert_same([e["prediction"] for e in found], expected[:3])
+        for e in found:
+            assert list(e["attributions"]) == list(reference.columns)
+            assert abs(sum(e["attributions"].values()) - (e["output"] - e["base_value"])) < 1e-6
+        assert len({e["base_value"] for e in found}) == 1
+        # a bad row: /predict's 422 body; one row past the cap: 413 naming it
+        bad = [dict(rows[0], **{str(reference.columns[0]): "not a number"})]
+        refused, predicted = _predict(base, bad, "explain"), _predict(base, bad)
+        assert (refused.status_code, refused.json()) == (422, predicted.json())
+        over = _predict(base, rows[: EXPLAIN_MAX_ROWS + 1], "explain")
+        assert over.status_code == 413 and over.json()["max_rows"] == EXPLAIN_MAX_ROWS
 
 
 def test_null_in_a_one_row_request_is_accepted(churn: Built) -> None:

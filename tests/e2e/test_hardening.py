@@ -42,12 +42,57 @@ def test_load_at_concurrency_64_gives_no_errors(churn, served) -> None:
     assert result.statuses == {"200": 2000}, result.failures[:5]
 
 
-def test_generated_requests_get_no_5xx_and_every_rejection_a_json_body(served) -> None:
-    result = hardening.schemathesis_check(served.url, examples=120)
-    assert result["cases"] >= 120
+# --- with API keys and rate limits on: one bento, served once for these checks ------------
+
+
+@pytest.fixture(scope="module")
+def keyed(churn: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
+    """The churn bento served with a keys file made by nb2prod's keys API and a default rate:
+    ``fuzz`` and ``calm`` have the default, ``hammer`` its own 5/s. Yields the URL and keys."""
+    from nb2prod.serving import keys
+
+    folder = tmp_path_factory.mktemp("keyed")
+    path = folder / "keys.json"
+    made = {
+        name: keys.add_key(path, name, rate)
+        for name, rate in (("fuzz", None), ("calm", None), ("hammer", "5/s burst=5"))
+    }
+    env = {keys.ENV_FILE: str(path), keys.ENV_RATE: "1000/s burst=1000"}
+    with running(lambda port: bentoml_command(churn.tag, port), log_dir=folder, env=env) as s:
+        yield s.url, made
+
+
+def test_generated_requests_with_a_key_get_no_401_no_5xx_and_json_rejections(keyed) -> None:
+    url, made = keyed
+    # the only fuzzing in the suite (the keyless schemathesis run is the bench's): the key
+    # takes every case to the service's own validation, as an open bento's would be
+    result = hardening.schemathesis_check(url, examples=100, key=made["fuzz"])
+    # schemathesis sent the key from the document's own bearer scheme, and it was taken
+    assert result["declares_bearer"] == [{"bearerAuth": []}]
+    assert result["with_key"] >= 60, result
+    assert result.get("unauthorized_with_key", 0) == 0, result["problems"]
     assert result["server_errors"] == 0, result["problems"]
-    assert result["problems"] == []
+    assert result["problems"] == []  # every 4xx a JSON object; every keyless case a 401
     assert result["statuses"].get("4xx", 0) > 0, "the fuzzing never reached a rejection"
+
+
+def test_without_a_key_every_documented_route_but_health_is_401(keyed) -> None:
+    url, made = keyed
+    result = hardening.keyless_check(url, made["fuzz"])
+    assert result["wrong"] == [], result["routes"]
+    assert result["documented"] >= 7  # the health routes, /metrics, /metadata, the two predicts
+    assert result["routes"]["POST /predict"] == 401 and result["routes"]["GET /healthz"] == 200
+    assert result["bodies"] == 1
+
+
+def test_one_client_past_its_rate_gets_429_while_another_gets_200(churn, keyed) -> None:
+    url, made = keyed
+    body = payloads(churn, 1)[0]
+    result = hardening.client_overload_check(url, body, made["hammer"], made["calm"])
+    assert result["hammer"].get("429", 0) > 0 and result["hammer"].get("200", 0) >= 5, result
+    assert set(result["hammer"]) == {"200", "429"}, result
+    assert result["hammer_problems"] == [], result  # each 429 had Retry-After and a JSON body
+    assert result["calm"] == {"200": 20}, result
 
 
 def test_sigterm_under_load_finishes_every_accepted_request(churn, tmp_path) -> None:

@@ -2,8 +2,9 @@
 their own, against the default store (``./mlflow.db``, no ``MLFLOW_TRACKING_URI``).
 
 One module-scoped story, in the order a team lives it: two variants built and registered,
-the first promoted and served with its prediction log on, the second shadowed on that
-logged traffic and promoted, a rollback, the rolled-back champion served by alias. Then a
+the first promoted and served with its prediction log on, the second promoted past the
+shadow check on that logged traffic, a rollback, the rolled-back champion served by alias
+(on an ``mlflow server`` store, the same registry steps with the aliases resolved). Then a
 worse challenger is refused with its figures, and the continuous-training script runs its
 whole loop on drifted traffic and drifted labelled data.
 """
@@ -119,12 +120,13 @@ def team(churn: Built, tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     return {"work": work, "first": first, "second": second, "churn": churn}
 
 
-def story(work: Path, churn: Built, uri: str, *, shadow_first: bool, **env: str) -> None:
+def story(work: Path, churn: Built, uri: str, *, serve: bool, **env: str) -> None:
     """Promote the first, shadow the second on the first's logged traffic, promote it, roll
     back, and serve the champion by alias; the registry keeps the whole history.
 
-    ``shadow_first``: `nb2prod shadow`, then `promote`; else `promote --traffic`, which runs
-    the same shadow check itself."""
+    ``serve``: serve by alias, and promote with ``--traffic`` (the shadow check on the
+    logged traffic, which ``nb2prod shadow`` runs alone: tests/e2e/test_shadow.py); else the
+    same registry steps with the aliases resolved, not served (the store is what differs)."""
     # Given two builds, each a tracked run with its artifacts and a registry version
     listed = versions(work, **env)["versions"]
     assert [v["number"] for v in listed] == [1, 2] and listed[0]["bento_tag"] == churn.tag
@@ -141,24 +143,18 @@ def story(work: Path, churn: Built, uri: str, *, shadow_first: bool, **env: str)
 
     # When the first is promoted and serves traffic with its prediction log on
     assert "churn@champion is version 1" in ok(nb2prod(work, "promote", "churn:v1", **env))
-    logs = work / "logs"
-    with served(work, "churn@champion", logs, **env) as base:
-        answers = send(base, churn_rows(300, 41).drop(columns="churned"))
-    assert {a["model_version"] for a in answers} == {churn.tag.split(":")[1]}
+    assert ok(nb2prod(work, "resolve", "churn@champion", **env)).strip() == churn.tag
+    traffic: tuple[str, ...] = ()
+    if serve:
+        logs = work / "logs"
+        with served(work, "churn@champion", logs, **env) as base:
+            answers = send(base, churn_rows(300, 41).drop(columns="churned"))
+        assert {a["model_version"] for a in answers} == {churn.tag.split(":")[1]}
+        traffic = ("--traffic", str(logs))
 
-    # Then the challenger is shadowed on that logged traffic, and passes
-    traffic: tuple[str, ...] = ("--traffic", str(logs))
-    if shadow_first:
-        report = work / "shadow.json"
-        sides = ("churn@champion", "churn@challenger")
-        ok(nb2prod(work, "shadow", *sides, *traffic, "--json", str(report), **env))
-        shadowed = json.loads(report.read_text())
-        assert shadowed["passed"] and shadowed["rows"] == 300
-        assert shadowed["agreement"]["agreement"] >= 0.95
-        traffic = ()
-
-    # And it is promoted on its figures: its own gates, the champion's score on its
-    # evaluation data within the notebook's margin, and (with --traffic) the shadow check
+    # Then the challenger is promoted on its figures: its own gates, the champion's score on
+    # its evaluation data within the notebook's margin, and the shadow check on that logged
+    # traffic (agreement, prediction shift, rejects)
     promoted = ok(nb2prod(work, "promote", "churn@challenger", *traffic, **env))
     assert "churn@champion is version 2 (was 1)" in promoted
     assert aliases(uri) == {"champion": 2, "previous": 1}
@@ -179,14 +175,19 @@ def story(work: Path, churn: Built, uri: str, *, shadow_first: bool, **env: str)
     decided = events[1]["figures"]
     assert decided["comparison"]["metric"] == "roc_auc"
     assert decided["comparison"]["min_delta"] == 0.01
-    assert decided.get("shadow", {}).get("rows") == (None if shadow_first else 300)
+    if serve:
+        checks = {c["name"]: c for c in decided["shadow"]["checks"]}
+        assert decided["shadow"]["rows"] == 300 and all(c["passed"] for c in checks.values())
+        assert checks["agreement"]["value"] >= 0.95
     table = ok(nb2prod(work, "versions", "churn", **env))
     assert "rollback version 1 (was 2): on-call: complaints" in table
 
     # And `nb2prod serve churn@champion` serves the rolled-back version
-    with served(work, "churn@champion", work / "logs-after", **env) as base:
-        answers = send(base, churn_rows(20, 42).drop(columns="churned"))
-    assert {a["model_version"] for a in answers} == {churn.tag.split(":")[1]}
+    assert ok(nb2prod(work, "resolve", "churn@champion", **env)).strip() == churn.tag
+    if serve:
+        with served(work, "churn@champion", work / "logs-after", **env) as base:
+            answers = send(base, churn_rows(20, 42).drop(columns="churned"))
+        assert {a["model_version"] for a in answers} == {churn.tag.split(":")[1]}
 
 
 def test_the_whole_path_in_the_default_sqlite_store(team: dict) -> None:
@@ -194,7 +195,7 @@ def test_the_whole_path_in_the_default_sqlite_store(team: dict) -> None:
     assert (work / "mlflow.db").is_file() and not (work / "mlruns").exists()
     assert "churn version 1, in sqlite:///" in team["first"]
     assert "churn version 2, in sqlite:///" in team["second"]
-    story(work, team["churn"], f"sqlite:///{work / 'mlflow.db'}", shadow_first=True)
+    story(work, team["churn"], f"sqlite:///{work / 'mlflow.db'}", serve=True)
 
 
 def test_the_whole_path_on_an_mlflow_server(churn: Built, tmp_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_the_whole_path_on_an_mlflow_server(churn: Built, tmp_path: Path) -> Non
         first, second = build_two(tmp_path, churn, MLFLOW_TRACKING_URI=uri)
         assert f"churn version 1, in {uri}" in first and f"churn version 2, in {uri}" in second
         assert not (tmp_path / "mlflow.db").exists()
-        story(tmp_path, churn, uri, shadow_first=False, MLFLOW_TRACKING_URI=uri)
+        story(tmp_path, churn, uri, serve=False, MLFLOW_TRACKING_URI=uri)
 
 
 def test_a_challenger_worse_than_the_champion_by_more_than_the_margin_is_refused(

@@ -19,7 +19,8 @@ def _inner() -> Starlette:
         return JSONResponse({"client": auth.client_of(request.scope)})
 
     async def spec(request):
-        return JSONResponse({"openapi": "3.0.2", "paths": {}})
+        paths = {"/healthz": {"get": {}}, "/predict": {"post": {}}}
+        return JSONResponse({"openapi": "3.0.2", "paths": paths})
 
     routes = [
         Route(p, echo, methods=["GET", "POST"]) for p in ("/predict", "/metadata", "/metrics")
@@ -105,6 +106,8 @@ def test_the_openapi_document_declares_the_bearer_scheme(keyfile):
     answer = _get(app, "/docs.json", alice)
     spec = answer.json()
     assert spec["security"] == [{"bearerAuth": []}]
+    # the health routes stay open, and the document says so: an empty security list
+    assert spec["paths"] == {"/healthz": {"get": {"security": []}}, "/predict": {"post": {}}}
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert int(answer.headers["content-length"]) == len(answer.content)
 

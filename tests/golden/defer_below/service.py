@@ -6,6 +6,7 @@ The defer_below service: validate with the lifted schema, run the lifted feature
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse
 from nb2prod_auth import KeysAndLimits, client_of
 from nb2prod_batching import BATCH_MAX_ROWS, validate_many
 from nb2prod_contract import request_schema, row_schema
+from nb2prod_explain import Explainer, answer, background
 from nb2prod_fastpath import validate_fast
 from nb2prod_limits import RequestLimits
 from nb2prod_runtime import Batcher, NonFinite, call_model, check_features, check_outputs
@@ -44,6 +46,13 @@ LENIENT = False
 # nb2prod.serving.defer_below: a row whose top class probability is under it is answered with
 # "deferred": true beside its prediction, for a person to decide (docs/monitoring.md).
 DEFER_BELOW = 0.7
+# POST /explain: Shapley values over the input columns, from shap's permutation explainer over
+# validate -> features -> model, with a background sample of the reference rows
+# (docs/serving.md). nb2prod.serving.explain_max_rows caps a request (413).
+EXPLAIN_MAX_ROWS = 100
+EXPLAINED_WHAT = "the probability of class 1 (classes[1])"
+EXPLAINED = ["proba_1"]  # its labels in the answer: one, or one per class
+REFERENCE = HERE / "monitoring" / "reference.parquet"
 OUTPUT_COLUMNS = {"predict": ["prediction"], "predict_proba": ["proba_0", "proba_1"]}
 # Adaptive batching in this process: concurrent requests' frames go into one model call of at
 # most MAX_BATCH_ROWS rows, run with MODEL_THREADS OpenMP threads (docs/performance.md).
@@ -68,6 +77,23 @@ class Probabilities(BaseModel):
     classes: list[Any]
     model_version: str
     deferred: list[bool] | None = None  # per row: its top class probability < DEFER_BELOW
+
+
+class Explanation(BaseModel):
+    """One row's explanation: its attributions add up to ``output`` minus ``base_value``."""
+
+    prediction: Any  # as /predict answers it
+    output: float  # the explained value: the probability of class 1 (classes[1])
+    base_value: float  # its mean over the background rows
+    attributions: dict[str, float]  # per input column
+
+
+class Explanations(BaseModel):
+    """The answer of /explain: one explanation per input row, in the order sent."""
+
+    explanations: list[Explanation]
+    explained: str  # which output the attributions are of
+    model_version: str
 
 
 def _load(model_ref: Any) -> Any:
@@ -99,6 +125,31 @@ class DeferBelowModel:
         self.predict_proba = Batcher(
             lambda frames: self._run("predict_proba", frames), MAX_BATCH_ROWS, MODEL_THREADS
         )
+        # shap's import (~3 s) and its numba code's compile (~5 s) run at start in the
+        # explainer's own thread while the service already answers (NB2PROD_EXPLAIN_WARM=0:
+        # on the first /explain instead)
+        self.explainer: Explainer | None = None
+        self.explain = Batcher(self._explain, EXPLAIN_MAX_ROWS, MODEL_THREADS)
+        if os.environ.get("NB2PROD_EXPLAIN_WARM", "1") != "0":
+            self.explain.executor.submit(lambda: self._explain([self._background().head(1)]))
+
+    def _explained(self, frame: pd.DataFrame) -> np.ndarray:
+        # /predict's path on the pickled model: the compiled one answers in float32, and a
+        # frame with a missing value would go to the pickle, so the two would not add up
+        model = self.model.model if MANIFEST["serving"]["runtime"] == "compiled" else self.model
+        features = entrypoint(frame)
+        check_features(features)
+        return np.asarray(call_model(model, "predict_proba", features))[:, 1]
+
+    def _background(self) -> pd.DataFrame:
+        # a seeded sample of the reference rows, which passed the schema at build; validated
+        # again for the dtypes a request's rows get
+        return INPUT_SCHEMA.validate(background(pd.read_parquet(REFERENCE)[INPUT_COLUMNS]))
+
+    def _explain(self, frames: list[pd.DataFrame]) -> list[tuple[np.ndarray, ...]]:
+        if self.explainer is None:
+            self.explainer = Explainer(self._background(), self._explained)
+        return [self.explainer.explain(frame) for frame in frames]
 
     def _run(self, method: str, frames: list[pd.DataFrame]) -> list[np.ndarray]:
         # One request's frame per item: each keeps its validated dtypes, and the answer is
@@ -126,10 +177,10 @@ class DeferBelow:
         self.model = DeferBelowModel()
 
     def _reject(
-        self, ctx: bentoml.Context, status: int, message: str, failures: list
+        self, ctx: bentoml.Context, status: int, message: str, failures: list, **extra: Any
     ) -> JSONResponse:
         ctx.response.status_code = status  # BentoML sets the response's status from the context
-        body = {"error": message, "failures": failures, "model_version": MODEL_VERSION}
+        body = {"error": message, "failures": failures, "model_version": MODEL_VERSION, **extra}
         return JSONResponse(body, status_code=status)
 
     # What the fast path cannot decide, Pandera judges in one worker thread: the requests that
@@ -215,6 +266,34 @@ class DeferBelow:
             classes=[0, 1],
             model_version=MODEL_VERSION,
             deferred=flags,
+        )
+
+    @bentoml.api
+    async def explain(self, rows: list[dict[str, Any]], ctx: bentoml.Context) -> Explanations:
+        """Per row: the prediction, a base value and one attribution per input column, which
+        add up to the explained output minus the base value; invalid rows get /predict's 422."""
+        if len(rows) > EXPLAIN_MAX_ROWS:
+            message = (
+                f"An /explain request may hold at most {EXPLAIN_MAX_ROWS} rows, not {len(rows)}."
+            )
+            return self._reject(ctx, 413, message, [], max_rows=EXPLAIN_MAX_ROWS)
+        frame, rejected = await self._validated(rows, ctx)
+        if rejected is not None:
+            return rejected
+        if frame.empty:
+            return Explanations(
+                explanations=[], explained=EXPLAINED_WHAT, model_version=MODEL_VERSION
+            )
+        try:
+            predictions = await self.model.predict(frame)
+            outputs, bases, values = await self.model.explain(frame)
+        except NonFinite as exc:
+            return self._non_finite(ctx, exc)
+        found = answer(INPUT_COLUMNS, outputs, bases, values, predictions.tolist(), EXPLAINED)
+        return Explanations.model_construct(
+            explanations=[Explanation.model_construct(**row) for row in found],
+            explained=EXPLAINED_WHAT,
+            model_version=MODEL_VERSION,
         )
 
     @bentoml.api(route="/metadata")
