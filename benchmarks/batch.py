@@ -8,7 +8,10 @@
   pandas batches of the same size, with the bento's thread setting. Rows/s of each, median
   over the rounds; the local engine's is reported as a fraction of the ceiling's. A third
   turn in each round is that script with its I/O (read the parquet batch by batch, features,
-  ``predict``, write ``id`` and the prediction): context, with no target.
+  ``predict``, write ``id`` and the prediction): context, with no target. A fourth is the
+  ceiling with the bento's own model (``nb2prod_compiled``'s where the bento serves compiled:
+  complete rows by ONNX Runtime or Treelite, the others by the pickle): how much of the gap
+  is the model runtime, not the engine. Context too.
 - **Spark.** In the same subprocess, for churn: a ``local[2]`` session started once, then
   ``score(engine="spark")`` and ``score(engine="local")`` on the same input, alternating.
 - **Memory.** ``nb2prod score`` as a process of its own on a 10M-row parquet (written in
@@ -68,8 +71,9 @@ def make_input(reference: Path, out: Path, rows: int, seed: int = 0) -> Path:
 # -- in the measuring subprocess -----------------------------------------------------------
 
 
-def _ceiling_batches(src: Path, input: Path, batch_rows: int) -> tuple[Any, Any, list, int]:
-    """The lifted entry point, the pickled model, the input as pandas batches, the threads."""
+def _ceiling_batches(src: Path, input: Path, batch_rows: int) -> tuple[Any, Any, list, int, Any]:
+    """The lifted entry point, the pickled model, the input as pandas batches, the threads,
+    and the model the bento serves."""
     import pickle
 
     import pyarrow.parquet as pq
@@ -85,7 +89,13 @@ def _ceiling_batches(src: Path, input: Path, batch_rows: int) -> tuple[Any, Any,
         model = pickle.load(fh)
     reader = pq.ParquetFile(input)
     frames = [b.to_pandas() for b in reader.iter_batches(batch_size=batch_rows, columns=columns)]
-    return entry, model, frames, int(known.get("MODEL_THREADS", 1))
+    threads = int(known.get("MODEL_THREADS", 1))
+    served = model
+    if (manifest.get("serving") or {}).get("runtime") == "compiled":
+        from nb2prod.serving import compiled
+
+        served = compiled.load(src.parent / "train" / "model.pkl", model, threads=threads)
+    return entry, model, frames, threads, served
 
 
 def _ceiling_round(entry: Any, model: Any, frames: list, threads: int) -> float:
@@ -154,12 +164,14 @@ def measure(bento: Path, input: Path, work: Path, rounds: int, spark_input: Path
     src = bento / "src"
     out = work / "scored.parquet"
     warm = _score_round(bento, input, out, batch_rows=BATCH_ROWS)  # imports, first model call
-    entry, model, frames, threads = _ceiling_batches(src, input, BATCH_ROWS)
+    entry, model, frames, threads, served = _ceiling_batches(src, input, BATCH_ROWS)
     _ceiling_round(entry, model, frames[:1], threads)
-    local, ceiling, script = [], [], []
+    _ceiling_round(entry, served, frames[:1], threads)
+    local, ceiling, script, own = [], [], [], []
     for _ in range(rounds):
         local.append(_score_round(bento, input, out, batch_rows=BATCH_ROWS))
         ceiling.append(_ceiling_round(entry, model, frames, threads))
+        own.append(_ceiling_round(entry, served, frames, threads))
         script.append(
             _script_round(entry, model, input, work / "script.parquet", BATCH_ROWS, threads)
         )
@@ -170,8 +182,11 @@ def measure(bento: Path, input: Path, work: Path, rounds: int, spark_input: Path
         "local": _median(local),
         "ceiling": {"rows_per_s": statistics.median(ceiling), "rounds": ceiling},
         "script_with_io": {"rows_per_s": statistics.median(script), "rounds": script},
+        "ceiling_served_model": {"rows_per_s": statistics.median(own), "rounds": own},
     }
-    result["fraction_of_ceiling"] = result["local"]["rows_per_s"] / result["ceiling"]["rows_per_s"]
+    rate = result["local"]["rows_per_s"]
+    result["fraction_of_ceiling"] = rate / result["ceiling"]["rows_per_s"]
+    result["fraction_of_served_model_ceiling"] = rate / result["ceiling_served_model"]["rows_per_s"]
     del frames
     if spark_input is not None:
         result["spark"] = _measure_spark(bento, spark_input, work, SPARK_ROUNDS)
@@ -295,8 +310,9 @@ def bench_batch(built: dict[str, Path], work: Path, scale: float) -> dict[str, A
             continue
         print(
             f"  batch {name}: local {m['local']['rows_per_s']:,.0f} rows/s, ceiling "
-            f"{m['ceiling']['rows_per_s']:,.0f} rows/s ({m['fraction_of_ceiling']:.2f}) "
-            f"over {m['rows']:,} rows",
+            f"{m['ceiling']['rows_per_s']:,.0f} rows/s ({m['fraction_of_ceiling']:.2f}), with "
+            f"the bento's own model {m['ceiling_served_model']['rows_per_s']:,.0f} rows/s "
+            f"({m['fraction_of_served_model_ceiling']:.2f}) over {m['rows']:,} rows",
             flush=True,
         )
         if "spark" in m:

@@ -8,7 +8,7 @@ from the cache), one row and ten rows per request, one request at a time:
   parsed the body;
 - **served**: ``bentoml serve`` on loopback, over one kept-alive connection.
 
-The first request of each is timed apart: it imports shap and compiles its numba code. Every
+The first request of each is timed apart: it imports shap. Every
 answer is checked for additivity (the attributions add up to output minus base value), and
 the worst gap is reported. ``shap_import_s`` is the import alone, after pandas, scikit-learn
 and bentoml (what a service has loaded already), median of three fresh processes.

@@ -17,7 +17,7 @@ from tests.support import NOTEBOOKS, Built
 _HOME = Path(tempfile.mkdtemp(prefix="nb2prod-bentoml-"))
 os.environ["BENTOML_HOME"] = str(_HOME)
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
-# a served bento warms its explainer at start (~8 s of one core); only the test that
+# a served bento warms its explainer at start (~2 s of one core); only the test that
 # explains asks for it (tests/e2e/test_e2e.py), the other serves would pay it for nothing
 os.environ.setdefault("NB2PROD_EXPLAIN_WARM", "0")
 # Served bentos log requests; keep the logs of tests out of the home directory.

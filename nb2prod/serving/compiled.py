@@ -2,7 +2,21 @@
 
 Copied into every bento as ``nb2prod_compiled.py``: it imports only numpy, pandas and (when a
 model is loaded) onnxruntime, never nb2prod. The build's parity gate vouched for the compiled
-model on complete rows only, so a frame with a missing value goes to the pickled model.
+model on complete rows only, so a row with a missing value goes to the pickled model: only
+that row. A frame is split by rows into the complete ones (compiled) and the rest (the
+pickle, on those rows alone), and the two answers are put back in the frame's order: a
+complete row is answered as in a frame of complete rows (the service's batcher already puts
+rows in varying company), an incomplete one by the pickle. When the two answers could not be
+stitched exactly (another dtype or shape, not an array), the whole frame goes to the
+pickle, as before.
+
+Speed: Treelite's cost per row is flat (~22 µs for churn's 150 trees, one thread);
+scikit-learn's HistGradientBoosting predictor costs 73 µs a row on 100 rows, 13 µs on 1,000
+and 6 µs on 20,000 (its fixed cost is spread). So a frame of ``TREES_MAX_ROWS`` rows or more
+goes to the pickle whole, where Treelite predicts (ONNX Runtime alone is faster at any size).
+Both answers are within the parity gate's tolerance of each other, with identical labels on
+the rows the gate compared; a row's probabilities may differ in the 7th decimal between a
+small request and a large batch, as the pickle's own answers differ between its thread counts.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ ONNX_FILE = "model.onnx"  # beside model.pkl, in the BentoML model and the build
 # A tree ensemble skl2onnx cannot convert: model.onnx is the pipeline before it, and Treelite
 # (its own import of the fitted scikit-learn trees) predicts from that matrix
 TREES_FILE = "model.treelite"
+TREES_MAX_ROWS = 1000  # frames this long or longer: the pickle is faster than Treelite
 META_KEY = "nb2prod"  # the ONNX model's metadata_props entry: how to feed it, how to answer
 # ONNX input types -> the numpy dtype fed (None: strings, fed as an object array)
 _FEED_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": None}
@@ -92,6 +107,18 @@ class CompiledModel:
         Raises:
             NotCompiled: a value is missing, or a column is absent or of another kind.
         """
+        feeds, complete = self.split(features)
+        if not complete.all():
+            raise NotCompiled("a missing value")
+        return feeds
+
+    def split(self, features: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The ONNX inputs for every row of ``features``, and which rows are complete (only
+        those may be fed).
+
+        Raises:
+            NotCompiled: a column is absent or of another kind (no row may be fed).
+        """
         try:
             if self.layout == "matrix":
                 ((name, dtype),) = self.inputs
@@ -100,22 +127,20 @@ class CompiledModel:
                     if isinstance(features, pd.DataFrame)
                     else np.asarray(features, dtype=dtype)
                 )
-                if values.ndim != 2 or np.isnan(values).any():
+                if values.ndim != 2:
                     raise NotCompiled(name)
-                return {name: values}
-            feeds = {}
+                return {name: values}, ~np.isnan(values).any(axis=1)
+            feeds, complete = {}, np.ones(len(features), dtype=bool)
             for name, dtype in self.inputs:
                 column = features[name]
                 if dtype is None:
                     values = column.to_numpy(dtype=object)
-                    if pd.isna(values).any():
-                        raise NotCompiled(name)
+                    complete &= ~pd.isna(values)
                 else:
                     values = column.to_numpy(dtype=dtype)
-                    if np.isnan(values).any():
-                        raise NotCompiled(name)
+                    complete &= ~np.isnan(values)
                 feeds[name] = values.reshape(-1, 1)
-            return feeds
+            return feeds, complete
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, NotCompiled):
                 raise
@@ -127,7 +152,9 @@ class CompiledModel:
         Raises:
             NotCompiled: ``features`` cannot be fed (see :meth:`feeds`).
         """
-        feeds = self.feeds(features)
+        return self._run(method, self.feeds(features))
+
+    def _run(self, method: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if self.trees is not None:
             return self._run_trees(method, feeds)
         if method == "predict":
@@ -161,18 +188,47 @@ class CompiledModel:
         labels = np.asarray(self.model.classes_)[proba.argmax(axis=1)]
         return labels.astype(np.dtype(self.shape["dtype"]), copy=False)
 
-    def predict(self, features: Any) -> Any:
-        """The pickled model's ``predict``: compiled when ``features`` is complete."""
+    def answer(self, method: str, features: Any) -> Any:
+        """``method``'s answer: complete rows compiled, the others by the pickle (see the
+        module's docstring)."""
+        pickled = getattr(self.model, method)
+        if self.trees is not None and len(features) >= TREES_MAX_ROWS:
+            return pickled(features)
         try:
-            return self.run("predict", features)
+            feeds, complete = self.split(features)
         except NotCompiled:
-            return self.model.predict(features)
+            return pickled(features)
+        if complete.all():
+            try:
+                return self._run(method, feeds)
+            except NotCompiled:
+                return pickled(features)
+        take = np.flatnonzero(complete)
+        rest = np.flatnonzero(~complete)
+        if not len(take) or not isinstance(features, (pd.DataFrame, np.ndarray)):
+            return pickled(features)
+        try:
+            compiled = self._run(method, {name: v[take] for name, v in feeds.items()})
+        except NotCompiled:
+            return pickled(features)
+        part = features.iloc[rest] if isinstance(features, pd.DataFrame) else features[rest]
+        others = pickled(part)
+        if (
+            not isinstance(others, np.ndarray)
+            or others.dtype != compiled.dtype
+            or others.shape != (len(rest), *compiled.shape[1:])
+        ):
+            return pickled(features)  # not stitched exactly: the whole frame, as before
+        out = np.empty((len(complete), *compiled.shape[1:]), dtype=compiled.dtype)
+        out[take], out[rest] = compiled, others
+        return out
+
+    def predict(self, features: Any) -> Any:
+        """The pickled model's ``predict``: compiled for the complete rows of ``features``."""
+        return self.answer("predict", features)
 
     def _predict_proba(self, features: Any) -> Any:
-        try:
-            return self.run("predict_proba", features)
-        except NotCompiled:
-            return self.model.predict_proba(features)
+        return self.answer("predict_proba", features)
 
 
 def load(model_file: str | Path, model: Any, threads: int = 1) -> CompiledModel:

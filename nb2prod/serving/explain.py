@@ -1,8 +1,11 @@
 """Per-row explanations over the input columns: SHAP's permutation explainer, whole path.
 
 Copied into every bento as ``nb2prod_explain.py``: it imports only what a bento ships, never
-nb2prod, and imports shap only when the first explanation is asked for (about 3 s, and about
-5 s more for shap's numba code to compile on the first call).
+nb2prod, and imports shap only when the explainer is first built (about 2 s; the service
+does that at start, in the explainer's own thread). shap's masking kernels are numba
+functions; at these sizes (40 background rows, tens of evaluations a row) their interpreted
+Python takes about a millisecond, and compiling them about 6 s, so when nothing in the
+process has loaded numba yet, shap is imported with numba's JIT off (:func:`import_shap`).
 
 The explained function is the service's own path from validated input rows to the model's
 output (the lifted features, then the model). SHAP masks a matrix of integer codes, one per
@@ -14,6 +17,8 @@ value the function sees is one that passed the schema.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +77,29 @@ class Codes:
         return pd.DataFrame(data, columns=self.columns)
 
 
+def import_shap() -> Any:
+    """``import shap``; with numba's JIT off for shap's own functions when numba is not loaded.
+
+    numba reads ``NUMBA_DISABLE_JIT`` when it is first imported, and its ``njit`` then leaves
+    each function as plain Python. Where numba is loaded already (the notebook's code uses
+    it), it is left as it is, and shap's kernels compile on their first call.
+    """
+    if "shap" in sys.modules or "numba" in sys.modules:
+        import shap
+
+        return shap
+    before = os.environ.get("NUMBA_DISABLE_JIT")
+    os.environ["NUMBA_DISABLE_JIT"] = "1"
+    try:
+        import shap
+    finally:
+        if before is None:
+            os.environ.pop("NUMBA_DISABLE_JIT", None)
+        else:
+            os.environ["NUMBA_DISABLE_JIT"] = before
+    return shap
+
+
 def background(
     reference: pd.DataFrame, rows: int = BACKGROUND_ROWS, seed: int = SEED
 ) -> pd.DataFrame:
@@ -109,8 +137,7 @@ class Explainer:
 
     def _explainer(self) -> Any:
         if self._shap is None:
-            import shap  # here, not at import: it costs seconds of cold start
-
+            shap = import_shap()  # here, not at import: it costs seconds of cold start
             masker = shap.maskers.Independent(self.base.codes, max_samples=len(self.base.codes))
             self._shap = shap.PermutationExplainer(self._outputs, masker, seed=self.seed)
         return self._shap

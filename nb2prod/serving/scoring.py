@@ -26,21 +26,25 @@ plain names, ``lifted``, ``nb2prod_validation``, ``nb2prod_runtime``). Import it
   ``failures`` for that row sent alone, each ``{"row": 0, "column", "check", "value"}``) and
   ``error`` (string: the 500's exception, else null).
 
-Each batch is judged by the bento's own validation: where the schema decides every value on
-its own (the fast path compiles it), the rows whose JSON would be exactly their arrow values
-go to Pandera as one frame (:meth:`Scorer.columnar`: 10x fewer Python steps per row); the
-others, and any a failure names, are sent as requests of at most ``REQUEST_ROWS`` rows (the
-fast path's size), and a request that fails is split so that only the rows at fault are
-rejected, each with the 422 it gets alone. The accepted frames go into one features and
-model call, as the service's batcher concatenates concurrent requests; a non-finite row, or
-one that raises, is answered alone, as the batcher answers only the culprit. Pandas frames from ``mapInPandas``
-hold an integer column with nulls as floats (3.0), which the schema may refuse: prefer
-``score_arrow``.
+Each batch is judged by the bento's own validation (:meth:`Scorer.columnar`), as one frame
+of the rows whose JSON would be exactly their arrow values. Where the fast path compiles the
+schema (every value decided on its own), that frame is accepted by the fast path's plan over
+its columns (``FastPath.accepts``, which passes only what Pandera would), else Pandera judges
+it. Where the schema has checks the plan does not model (custom, frame-wide: a verdict may
+depend on the company), each request of ``REQUEST_ROWS`` is accepted whole when its rows pass
+the plan and those checks pass, by Pandera's own ``Check``, on that request's frame. The other
+rows, and any a failure names, are sent as requests of at most ``REQUEST_ROWS`` rows, and a
+request that fails is split so that only the rows at fault are rejected, each with the 422 it
+gets alone. The accepted frames go into one features and model call, as the service's batcher
+concatenates requests; a non-finite row, or one that raises, is answered alone, as the
+batcher answers only the culprit. Pandas frames from ``mapInPandas`` hold an int column with
+nulls as floats (3.0), which the schema may refuse: prefer ``score_arrow``.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import json
 import pickle
@@ -57,10 +61,17 @@ PREDICTION = "prediction"
 REJECT_COLUMNS = ("row", "status", "failures", "error")  # the id column goes after ``row``
 
 
+_PARSED: dict[tuple, dict[str, Any]] = {}  # (path, mtime, size) -> its constants
+
+
 def constants(service: Path) -> dict[str, Any]:
     """The literal module-level constants of a generated ``service.py`` (INPUT_COLUMNS, ...)."""
     found: dict[str, Any] = {}
-    try:
+    try:  # parsed once per version of the file (tens of ms: a batch's worth of rows)
+        stat = service.stat()
+        key = (str(service), stat.st_mtime_ns, stat.st_size)
+        if key in _PARSED:
+            return copy.deepcopy(_PARSED[key])
         tree = ast.parse(service.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
         return found
@@ -72,6 +83,7 @@ def constants(service: Path) -> dict[str, Any]:
                     found[target.id] = ast.literal_eval(node.value)
                 except ValueError:
                     continue  # computed at import (INPUT_SCHEMA, ...)
+    _PARSED[key] = copy.deepcopy(found)
     return found
 
 
@@ -265,15 +277,12 @@ class Scorer:
         return self.run(frame, where, proba, rejects)
 
     def columnar(self, table: pa.Table) -> tuple[list, list[int]]:
-        """The rows of ``table`` Pandera can judge as one frame, judged: ``([(frame,
-        positions)], positions of the rest)``; the rest go the request's way (``judge``).
-
-        Only for a schema the fast path compiles (int64, float64 and str columns, per-value
-        built-in checks: a row's verdict is the same in any company), and only rows whose
-        JSON would be exactly their arrow values: columns of that very type, no null or NaN
-        where the schema allows none, no null in an int column, ints within 2**53. Rows
-        named by a failure, and all of them at any doubt, go the request's way, so every
-        422 is worded there.
+        """The rows of ``table`` judged as frames: ``([(frame, positions)], positions of the
+        rest)``; the rest go the request's way (``judge``). Only for int64, float64 and str
+        columns (the fast path's), and only rows whose JSON would be exactly their arrow
+        values: columns of that very type, no null or NaN where the schema allows none, no
+        null in an int column, ints within 2**53. Rows named by a failure, and all of them
+        at any doubt, go the request's way, so every 422 is worded there (module docstring).
         """
         import numpy as np
         import pyarrow as pa
@@ -284,8 +293,13 @@ class Scorer:
         fastpath = getattr(self.validation, "fastpath", None)
         if fastpath is None or not table.num_rows:
             return [], everything
-        if fastpath.fast_path(self.schema, self.columns) is None:
+        plan, batch = fastpath.fast_path(self.schema, self.columns), None
+        coerced = self.schema.coerce or any(c.coerce for c in self.schema.columns.values())
+        if plan is None and hasattr(fastpath, "batch_path") and not coerced:
+            plan = batch = fastpath.batch_path(self.schema, self.columns)
+        if plan is None:
             return [], everything
+        accepts = getattr(plan, "accepts", None)  # a bento built before it: Pandera alone
         types = {"int64": (pa.int64(),), "float64": (pa.float64(),)}
         types["str"] = (pa.string(), pa.large_string())
         sure = np.ones(table.num_rows, dtype=bool)
@@ -300,16 +314,17 @@ class Scorer:
                 bad = pc.and_(pc.is_nan(values), pc.invert(pc.is_null(values)))
             if bad is not None:
                 sure &= ~np.asarray(pc.fill_null(bad, False), dtype=bool)
+        if batch is not None:  # checks set aside: whole requests, cut as ``answer`` cuts them
+            found = self.validation.requests(batch, self._frame(table), sure, REQUEST_ROWS)
+            return found or ([], everything)
         where = np.flatnonzero(sure)
         for _ in range(2):
             if not len(where):
                 break
-            frame = table.take(where).to_pandas()
-            for name in self.columns:
-                if str(self.schema.columns[name].dtype) == "str":
-                    frame[name] = frame[name].astype(object)
-            try:
-                valid = self.schema.validate(frame, lazy=True)
+            frame = self._frame(table if len(where) == table.num_rows else table.take(where))
+            try:  # the plan accepts only what Pandera would, as the same frame
+                passed = accepts is not None and accepts(frame)
+                valid = frame if passed else self.schema.validate(frame, lazy=True)
             except (SchemaError, SchemaErrors) as exc:
                 named = getattr(exc, "failure_cases", None)
                 named = None if named is None else named.get("index")
@@ -317,10 +332,19 @@ class Scorer:
                     break
                 where = np.delete(where, np.unique(named.astype("int64").to_numpy()))
                 continue
-            kept = set(where.tolist())
+            rest = np.ones(table.num_rows, dtype=bool)
+            rest[where] = False
             valid = valid if list(valid.columns) == self.columns else valid[self.columns]
-            return [(valid, where.tolist())], [i for i in everything if i not in kept]
+            return [(valid, where.tolist())], np.flatnonzero(rest).tolist()
         return [], everything
+
+    def _frame(self, table: pa.Table) -> pd.DataFrame:
+        """``table`` as the frame a request of its rows makes (str columns of objects)."""
+        frame = table.to_pandas()
+        for name in self.columns:
+            if str(self.schema.columns[name].dtype) == "str" and frame[name].dtype != object:
+                frame[name] = frame[name].astype(object)
+        return frame
 
     # -- tables in, tables out -----------------------------------------------------------
 
@@ -361,11 +385,12 @@ class Scorer:
             if name == PREDICTION:
                 values = outputs["predict"][:, 0] if outputs else []
             elif name == MODEL_VERSION:
-                values = [self.version] * len(where)
+                values = pa.repeat(pa.scalar(self.version, kind), len(where))
             else:
                 i = self.outputs["predict_proba"].index(name)
                 values = outputs["predict_proba"][:, i] if outputs else []
-            scored = scored.append_column(pa.field(name, kind), pa.array(values).cast(kind))
+            values = values if isinstance(values, pa.Array) else pa.array(values)
+            scored = scored.append_column(pa.field(name, kind), values.cast(kind))
         return scored, self._rejects(rejects, table, first_row)
 
     def _rejects(self, rejects: list[dict], table: pa.Table, first_row: int) -> pa.Table:

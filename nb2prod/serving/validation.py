@@ -268,6 +268,44 @@ def judge(
     return frame, found.result(limit)
 
 
+def passes_aside(plan: Any, frame: pd.DataFrame) -> bool:
+    """True when each check the batch plan (``fastpath.batch_path``) set aside passes on
+    ``frame``, run as ``schema.validate`` runs it: Pandera's own ``Check`` on the column, or
+    on the frame. False on any doubt (a failure, an error, a result that is not a bool)."""
+    for column, check in plan.aside:
+        try:
+            result = check(frame if column is None else frame[column])
+        except Exception:  # noqa: BLE001 - Pandera words it, on the request's way
+            return False
+        passed = result.check_passed
+        if not (isinstance(passed, (bool, np.bool_)) and passed):
+            return False
+    return True
+
+
+def requests(
+    plan: Any, frame: pd.DataFrame, sure: np.ndarray, size: int
+) -> tuple[list, list[int]] | None:
+    """Batch scoring's requests of ``size`` rows of ``frame`` (as a request of those rows
+    makes it) that pass the batch plan: every row ``sure`` (its JSON is its value) and
+    through the plan, and the checks set aside on the request's own frame. Returns
+    ``([(frame, positions)], positions of the other requests, whole)``, or None when the
+    plan cannot judge ``frame``."""
+    passed = plan.passing(frame)
+    if passed is None:
+        return None
+    passed &= sure
+    accepted, rest, n = [], [], len(frame)
+    for start in range(0, n, size):
+        end = min(n, start + size)
+        part = frame if end - start == n else frame.iloc[start:end].reset_index(drop=True)
+        if passed[start:end].all() and passes_aside(plan, part):
+            accepted.append((part, list(range(start, end))))
+        else:
+            rest += range(start, end)
+    return accepted, rest
+
+
 def validate(
     schema: Any,
     rows: list[dict[str, Any]],

@@ -87,5 +87,5 @@ def test_batch_figures_are_held_to_their_targets_and_failed_runs_are_errors() ->
 
 def test_the_batch_case_runs_alone_or_with_the_rest() -> None:
     assert cases_of("batch") == ["batch"]
-    assert cases_of(None)[-1] == "batch"
+    assert "batch" in cases_of(None)
     assert Path(batch.__file__).name == "batch.py"

@@ -123,14 +123,32 @@ def test_trees_skl2onnx_cannot_convert_serve_by_treelite_behind_the_same_gate(
     assert (tmp_path / TREES_FILE).is_file()
     compiled = load(tmp_path / "model.pkl", model)
     fresh, _ = _accounts(300, seed=5)
-    fresh.loc[::5, "spend"] = np.nan  # these rows go to the pickle
-    np.testing.assert_array_equal(compiled.predict(fresh), model.predict(fresh))
-    if task == "classifier":
-        np.testing.assert_allclose(
-            compiled.predict_proba(fresh), model.predict_proba(fresh), rtol=0, atol=1e-6
+    fresh.loc[::5, "spend"] = np.nan  # these rows go to the pickle, the others to Treelite
+    incomplete, complete = fresh.iloc[::5], fresh.drop(index=fresh.index[::5])
+    methods = ["predict", *(["predict_proba"] if task == "classifier" else [])]
+    for method in methods:
+        got = getattr(compiled, method)(fresh)
+        np.testing.assert_array_equal(got[::5], getattr(model, method)(incomplete))
+        np.testing.assert_array_equal(
+            np.delete(got, np.s_[::5], axis=0), compiled.run(method, complete)
         )
+        np.testing.assert_allclose(got, getattr(model, method)(fresh), rtol=0, atol=1e-6)
+    if task == "classifier":
         complete = fresh.dropna()
         assert compiled.run("predict_proba", complete).shape == (len(complete), 2)
+    # a frame of TREES_MAX_ROWS rows, complete or not, goes to the pickle whole (faster there)
+    from nb2prod.serving.compiled import TREES_MAX_ROWS
+
+    counted = _Counted(model)
+    compiled = load(tmp_path / "model.pkl", counted)
+    many, _ = _accounts(TREES_MAX_ROWS, seed=6)
+    for frame in (many.dropna().head(TREES_MAX_ROWS - 1), many):
+        counted.rows.clear()
+        got, whole = compiled.predict(frame), model.predict(frame)
+        if len(frame) < TREES_MAX_ROWS:  # Treelite's, within the gate's tolerance
+            assert counted.rows == [] and np.abs(got - whole).max() <= 1e-6
+        else:  # the pickle's own answer
+            assert counted.rows == [TREES_MAX_ROWS] and np.array_equal(got, whole)
 
 
 def test_a_candidate_that_converts_but_differs_names_the_first_differing_row() -> None:
@@ -171,7 +189,9 @@ def test_complete_rows_only_are_compared_and_a_row_with_a_missing_value_serves_t
     with pytest.raises(NotCompiled):
         compiled.run("predict", rows)
     assert compiled.predict(rows).tolist() == model.predict(rows).tolist()
-    assert np.array_equal(compiled.predict_proba(rows), model.predict_proba(rows))
+    proba = compiled.predict_proba(rows)  # rows 1 and 3 by the pickle, 0 and 2 compiled
+    assert np.array_equal(proba[[1, 3]], model.predict_proba(rows.loc[[1, 3]]))
+    assert np.array_equal(proba[[0, 2]], compiled.run("predict_proba", rows.loc[[0, 2]]))
     assert np.array_equal(compiled.predict_proba(rows.loc[[1]]), model.predict_proba(rows.loc[[1]]))
 
 
@@ -309,3 +329,76 @@ def test_the_build_summary_says_which_runtime_serves_and_why(tmp_path: Path) -> 
     )
     assert f"runtime               {expected}" in lines
     assert long_result(tmp_path, serving=python).to_dict()["serving"] == python
+
+
+class _Counted:
+    """The real fitted model, counting the rows each call is given (the routing under test)."""
+
+    def __init__(self, model: object) -> None:
+        self.model, self.rows = model, []
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self.model, name)
+        if name not in ("predict", "predict_proba"):
+            return method
+
+        def counted(features: object) -> object:
+            self.rows.append(len(features))
+            return method(features)
+
+        return counted
+
+
+@pytest.mark.parametrize("layout", ["columns", "matrix"])
+def test_only_the_rows_with_a_missing_value_go_to_the_pickle_and_come_back_in_order(
+    layout: str, tmp_path: Path
+) -> None:
+    from sklearn.impute import SimpleImputer
+
+    # Given a real converted model (one ONNX input per column, or one matrix) and a frame
+    # with a few incomplete rows among complete ones
+    X, y = _accounts()
+    X["spend"] = X["spend"].astype(float)
+    if layout == "columns":
+        model = _pipeline(RandomForestClassifier(n_estimators=10, random_state=0)).fit(X, y)
+    else:
+        X = X[["seats", "spend"]].astype(float)
+        model = make_pipeline(SimpleImputer(), StandardScaler(), Ridge()).fit(X, y)
+    assert compile_model(model, X, tmp_path / "model.onnx").runtime == "compiled"
+    counted = _Counted(model)
+    compiled = CompiledModel(tmp_path / "model.onnx", counted)
+    assert compiled.layout == layout
+    fresh, _ = _accounts(40, seed=3)
+    fresh = fresh[list(X.columns)].astype({"spend": float})
+    missing = [0, 7, 8, 31]
+    fresh.loc[[0, 8], "spend"] = np.nan
+    if layout == "columns":
+        fresh.loc[[7, 31], "region"] = None
+    else:
+        fresh.loc[[7, 31], "seats"] = np.nan
+    methods = ["predict", *(["predict_proba"] if layout == "columns" else [])]
+    for method in methods:
+        counted.rows.clear()
+        # When the whole frame is answered
+        got = getattr(compiled, method)(fresh)
+        # Then the pickle saw the incomplete rows only, in one call
+        assert counted.rows == [len(missing)]
+        # and the rest are the compiled model's answers on the complete rows, put back in
+        # order: the dtype and shape of today's answers, within the parity gate's tolerance
+        whole = getattr(model, method)(fresh)
+        complete = fresh.drop(index=missing)
+        assert got.dtype == whole.dtype and got.shape == whole.shape
+        np.testing.assert_array_equal(got[missing], getattr(model, method)(fresh.loc[missing]))
+        np.testing.assert_array_equal(
+            np.delete(got, missing, axis=0), compiled.run(method, complete)
+        )
+        np.testing.assert_allclose(got, whole, rtol=0, atol=1e-6)
+    # a frame with no complete row, and one with no missing value, take one model each
+    counted.rows.clear()
+    assert (
+        compiled.predict(fresh.loc[missing]).tolist() == model.predict(fresh.loc[missing]).tolist()
+    )
+    assert counted.rows == [len(missing)]
+    counted.rows.clear()
+    compiled.predict(fresh.drop(index=missing))
+    assert counted.rows == []

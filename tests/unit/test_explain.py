@@ -213,3 +213,30 @@ def test_explain_max_rows_is_read() -> None:
     text = json.dumps({"cells": [], "metadata": {"nb2prod": {"serving": {"explain_max_rows": 7}}}})
     notebook = parse(text, Path("churn.ipynb"))
     assert not notebook.problems and notebook.settings.explain_max_rows == 7
+
+
+_KERNEL = "shap.utils._masked_model._build_fixed_single_output"
+
+
+def _kernel_kind(first: str) -> list[str]:
+    """In a fresh process: run ``first``, import shap as the explainer does, and report the
+    kind of one of shap's masking kernels and whether NUMBA_DISABLE_JIT was left behind."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import os; {first}; from nb2prod.serving.explain import import_shap; "
+        f"import_shap(); import shap.utils._masked_model; k = {_KERNEL}; "
+        "print(type(k).__name__, os.environ.get('NUMBA_DISABLE_JIT'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return done.stdout.split()
+
+
+def test_shap_kernels_stay_python_unless_the_process_loaded_numba_itself() -> None:
+    # nothing loaded numba: shap's kernels are plain functions (no 6 s compile), env untouched
+    assert _kernel_kind("pass") == ["function", "None"]
+    # the notebook's code uses numba: it is left as it is, and the kernels are numba's
+    assert _kernel_kind("import numba")[0] == "CPUDispatcher"
