@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+# churn with one tree and a learning rate too small to learn: it passes its roc_auc gate but
+# is far worse than the champion. Built into the session's churn out dir (its build cache) by
+# test_shadow and test_lifecycle alike, so the suite trains it once.
+WEAK_CHURN = {"n_estimators": 1, "learning_rate": 0.01}
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CHECK = FIXTURES / "check"
 PROPS = FIXTURES / "properties"

@@ -26,6 +26,7 @@ from tests.support import (
     BIN,
     NOTEBOOKS,
     ROOT,
+    WEAK_CHURN,
     Built,
     background,
     churn_rows,
@@ -214,9 +215,10 @@ def test_a_challenger_worse_than_the_champion_by_more_than_the_margin_is_refused
 
     uri = f"sqlite:///{work / 'mlflow.db'}"
     registry.set_alias("churn", "champion", 1, uri=uri)
-    # Given a challenger trained on a tenth of the data
+    # Given a challenger with one tree, which still passes its own roc_auc gate
     out = str(team["churn"].result.bento_path.parent)
-    ok(nb2prod(work, "build", CHURN, "-p", "n_rows", "400", "--out", out))
+    weak = [arg for name, value in WEAK_CHURN.items() for arg in ("-p", name, str(value))]
+    ok(nb2prod(work, "build", CHURN, *weak, "--out", out))
     # When it is promoted, it is refused, naming the metric, both values and the margin
     refused = nb2prod(work, "promote", "churn@challenger")
     assert refused.returncode == 1 and refused.stdout == ""

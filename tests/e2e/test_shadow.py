@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from nb2prod.bento.replay import replay
 from nb2prod.cli import app
-from tests.support import NOTEBOOKS, Built, churn_rows, records, serve
+from tests.support import NOTEBOOKS, WEAK_CHURN, Built, churn_rows, records, serve
 
 pytestmark = pytest.mark.e2e
 ROWS = 240
@@ -89,8 +89,8 @@ def test_a_planted_regression_exits_1_with_worse_accuracy(churn: Any, tmp_path: 
     from nb2prod.builder.pipeline import build
 
     # Given a challenger trained with one tree and a learning rate too small to learn
-    params = {"n_estimators": 1, "learning_rate": 0.01}
-    weak = Built(build(NOTEBOOKS / "churn.ipynb", params, out_dir=tmp_path / "bentos"))
+    out_dir = churn.result.bento_path.parent  # its cache: test_lifecycle builds it too
+    weak = Built(build(NOTEBOOKS / "churn.ipynb", WEAK_CHURN, out_dir=out_dir))
     assert weak.tag != churn.tag
     # and fresh traffic with its true outcomes
     traffic = churn_rows(800, 21)
