@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.bento.locate import model_file, open_bento
-from nb2prod.errors import RegistryError, ScoreError
+from nb2prod.errors import ScoreError
 
 if TYPE_CHECKING:
     from nb2prod.bento.locate import Bento
@@ -156,15 +156,12 @@ def score(
     if master is not None and engine != "spark":
         raise ScoreError("--master is for --engine spark.")
     started = time.perf_counter()
-    try:
-        with open_bento(bento) as found:
-            counts = _dispatch(
-                found, engine, input, output, rejects, master, batch_rows, id_column, proba,
-                progress,
-            )  # fmt: skip
-            tag, version = found.tag, str(found.manifest.get("version", ""))
-    except RegistryError as exc:
-        raise ScoreError(str(exc)) from exc
+    with open_bento(bento) as found:  # an unknown NAME@alias is its BentoNotFound too
+        counts = _dispatch(
+            found, engine, input, output, rejects, master, batch_rows, id_column, proba,
+            progress,
+        )  # fmt: skip
+        tag, version = found.tag, str(found.manifest.get("version", ""))
     rows_in, scored, rejected = counts
     return ScoreResult(
         tag=tag,
